@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Reproduce models/emotion.tflite from scratch: teacher, distilled student, float16 export.
+# Uses a CUDA GPU when PyTorch sees one (about 6 min on an H100), else the CPU
+# (hours: the 4.7 M-parameter teacher is the slow part). Run from the repository root:
+#   make model            # or: bash models/training/reproduce.sh
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+RUNS=${RUNS:-$ROOT/runs}
+DATA=${DATA:-$ROOT/../shared/data/fer2013}
+cd "$ROOT/models/training"
+python -m moodstream_train.train --data "$DATA" --spec "64,64|128,128|256,256|512,512" \
+  --epochs 60 --out "$RUNS/teacher" --resume
+python -m moodstream_train.train --data "$DATA" --spec "32|64|128,128|256,256" --epochs 80 \
+  --teacher "$RUNS/teacher/final.pt" --out "$RUNS/student" --resume
+python -m moodstream_train.export "$RUNS/student/final.pt" --no-flip-tta --out "$ROOT/models/emotion.tflite"

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Creates .venv with ROS 2 (rclpy from PyPI, no ROS install needed), builds MoodStream's
+# messages into it and installs every MoodStream package. Idempotent; safe to run again.
+#   scripts/setup.sh          runtime
+#   scripts/setup.sh --test   runtime + test tools
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+VENV=${VENV:-$ROOT/.venv}
+PYTHON=${PYTHON:-python3}
+WITH_TEST=0
+[ "${1:-}" = "--test" ] && WITH_TEST=1
+
+quiet_pip() {  # pip, without the per-package notes this machine's pip config prints
+  local log rc=0
+  log=$(mktemp)
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check "$@" > "$log" 2>&1 || rc=$?
+  grep -v "is ignored: it is neither a file nor a directory" "$log" || true
+  rm -f "$log"
+  return $rc
+}
+
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "[setup] creating $VENV"
+  "$PYTHON" -m venv "$VENV"
+fi
+stamp="$VENV/.moodstream-deps"
+reqs=(scripts/requirements-runtime.txt scripts/requirements-build.txt)
+[ $WITH_TEST = 1 ] && reqs+=(scripts/requirements-test.txt)
+want=$(cat "${reqs[@]}" | sha256sum | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  echo "[setup] installing Python dependencies (${reqs[*]})"
+  quiet_pip $(printf -- '-r %s ' "${reqs[@]}")
+  echo "$want" > "$stamp"
+fi
+
+# The ROS wheels' exported CMake files hard-code the include and site-packages folders of the
+# machine they were built on; point them at this interpreter's own, or CMake refuses them.
+"$VENV/bin/python" - <<'PY'
+import pathlib, sys, sysconfig
+paths = sysconfig.get_paths()
+fixes = {
+    "/opt/python/cp311-cp311/include/python3.11": paths["include"],
+    "/opt/python/cp311-cp311/lib/python3.11/site-packages": paths["purelib"],
+}
+for cmake in pathlib.Path(sys.prefix, "share").rglob("*.cmake"):
+    text = cmake.read_text(errors="surrogateescape")
+    new = text
+    for old, repl in fixes.items():
+        new = new.replace(old, repl)
+    if new != text:
+        cmake.write_text(new, errors="surrogateescape")
+PY
+
+export AMENT_PREFIX_PATH=$VENV
+export CMAKE_PREFIX_PATH=$VENV
+msgs_stamp="$VENV/.moodstream-interfaces"
+msgs_hash=$(cat src/moodstream_interfaces/CMakeLists.txt src/moodstream_interfaces/package.xml src/moodstream_interfaces/msg/*.msg | sha256sum | cut -d' ' -f1)
+if [ "$(cat "$msgs_stamp" 2>/dev/null)" != "$msgs_hash" ]; then
+  echo "[setup] building moodstream_interfaces"
+  cmake -S src/moodstream_interfaces -B build/moodstream_interfaces -DCMAKE_INSTALL_PREFIX="$VENV" \
+    -DPython3_EXECUTABLE="$VENV/bin/python" -DBUILD_TESTING=OFF -Wno-dev > build/cmake-configure.log 2>&1 \
+    || { mkdir -p build; cat build/cmake-configure.log; exit 1; }
+  cmake --build build/moodstream_interfaces -j2 > build/cmake-build.log 2>&1 || { tail -50 build/cmake-build.log; exit 1; }
+  cmake --install build/moodstream_interfaces > /dev/null
+  echo "$msgs_hash" > "$msgs_stamp"
+fi
+
+echo "[setup] installing MoodStream packages"
+# Not editable: `pip install -e` skips data_files (ament index markers, launch, config, model).
+quiet_pip --no-deps --force-reinstall --no-build-isolation \
+  ./src/moodstream_common ./src/moodstream_capture ./src/moodstream_detect \
+  ./src/moodstream_classify ./src/moodstream_bridge ./src/moodstream
+echo "[setup] done: . $VENV/bin/activate"

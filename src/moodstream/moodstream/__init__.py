@@ -1,0 +1,1 @@
+"""MoodStream bringup and runner."""

@@ -1,0 +1,156 @@
+"""``moodstream evaluate``: the exported .tflite on a FER2013 split: accuracy, per-class precision,
+recall and F1, weighted F1, confusion matrix (text and PNG), model size, per-face latency."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from moodstream_classify.model import EmotionModel, default_model_path
+from moodstream_common.preprocess import to_model_input
+
+from .fer2013 import default_data_dir, load_split
+
+
+def confusion_matrix(truth: np.ndarray, pred: np.ndarray, classes: int) -> np.ndarray:
+    cm = np.zeros((classes, classes), dtype=np.int64)
+    np.add.at(cm, (truth, pred), 1)
+    return cm
+
+
+def metrics(cm: np.ndarray) -> dict:
+    tp = np.diag(cm).astype(float)
+    support = cm.sum(axis=1)
+    precision = np.divide(tp, cm.sum(axis=0), out=np.zeros_like(tp), where=cm.sum(axis=0) > 0)
+    recall = np.divide(tp, support, out=np.zeros_like(tp), where=support > 0)
+    f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros_like(tp), where=precision + recall > 0)
+    return {
+        "accuracy": float(tp.sum() / cm.sum()),
+        "precision": precision, "recall": recall, "f1": f1, "support": support,
+        "weighted_f1": float((f1 * support).sum() / support.sum()),
+        "macro_f1": float(f1.mean()),
+    }
+
+
+def predict_all(model: EmotionModel, images: np.ndarray, batch: int = 64) -> np.ndarray:
+    out = [model.predict(to_model_input(images[i : i + batch])) for i in range(0, len(images), batch)]
+    return np.concatenate(out)
+
+
+def face_latency_ms(model_path: Path, face: np.ndarray, runs: int = 300) -> tuple[float, float]:
+    """p50 and p95 of one face through a single-threaded interpreter."""
+    model = EmotionModel(model_path, num_threads=1)
+    x = to_model_input([face])
+    for _ in range(20):
+        model.predict(x)
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        model.predict(x)
+        times.append(time.perf_counter() - t0)
+    p50, p95 = np.percentile(times, [50, 95]) * 1e3
+    return float(p50), float(p95)
+
+
+def confusion_png(cm: np.ndarray, labels: list[str], path: Path, title: str) -> None:
+    cell, left, top = 70, 110, 60
+    n = len(labels)
+    img = np.full((top + n * cell + 40, left + n * cell + 20, 3), 255, np.uint8)
+    rows = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    cv2.putText(img, title, (10, 22), font, 0.55, (0, 0, 0), 1, cv2.LINE_AA)
+    cv2.putText(img, "predicted ->", (left, top - 28), font, 0.45, (80, 80, 80), 1, cv2.LINE_AA)
+    for i in range(n):
+        cv2.putText(img, labels[i][:9], (5, top + i * cell + cell // 2 + 5), font, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+        cv2.putText(img, labels[i][:8], (left + i * cell + 3, top - 8), font, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
+        for j in range(n):
+            shade = int(255 - 200 * rows[i, j])
+            x0, y0 = left + j * cell, top + i * cell
+            cv2.rectangle(img, (x0, y0), (x0 + cell, y0 + cell), (255, shade, shade), -1)
+            cv2.rectangle(img, (x0, y0), (x0 + cell, y0 + cell), (200, 200, 200), 1)
+            color = (255, 255, 255) if rows[i, j] > 0.55 else (0, 0, 0)
+            cv2.putText(img, str(cm[i, j]), (x0 + 8, y0 + 30), font, 0.5, color, 1, cv2.LINE_AA)
+            cv2.putText(img, f"{rows[i, j]:.0%}", (x0 + 8, y0 + 52), font, 0.4, color, 1, cv2.LINE_AA)
+    cv2.putText(img, "rows: true label; cells: count and share of the row", (10, top + n * cell + 28), font,
+                0.45, (80, 80, 80), 1, cv2.LINE_AA)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), img)
+
+
+def evaluate(model_path: Path, data_dir: Path, split: str) -> dict:
+    model = EmotionModel(model_path, num_threads=2)
+    images, truth = load_split(data_dir, split, model.labels)
+    probs = predict_all(model, images)
+    cm = confusion_matrix(truth, probs.argmax(axis=1), len(model.labels))
+    m = metrics(cm)
+    p50, p95 = face_latency_ms(model_path, images[0])
+    return {"model": model, "images": len(images), "cm": cm, "metrics": m, "latency_ms": (p50, p95),
+            "size_bytes": model_path.stat().st_size}
+
+
+def report(result: dict, split: str) -> str:
+    model, m, cm = result["model"], result["metrics"], result["cm"]
+    lines = [f"model {model.path} ({model.name}@{model.version}), {result['size_bytes'] / 1e6:.2f} MB",
+             f"FER2013 {split}: {result['images']} images, six classes",
+             f"accuracy     {m['accuracy']:.4f}",
+             f"weighted F1  {m['weighted_f1']:.4f}",
+             f"macro F1     {m['macro_f1']:.4f}",
+             "",
+             f"{'class':10s} {'precision':>9s} {'recall':>7s} {'F1':>6s} {'support':>8s}"]
+    for i, label in enumerate(model.labels):
+        lines.append(f"{label:10s} {m['precision'][i]:9.3f} {m['recall'][i]:7.3f} {m['f1'][i]:6.3f} "
+                     f"{m['support'][i]:8d}")
+    lines += ["", "confusion matrix (rows true, columns predicted):",
+              " " * 11 + " ".join(f"{lab[:8]:>8s}" for lab in model.labels)]
+    for i, label in enumerate(model.labels):
+        lines.append(f"{label:10s} " + " ".join(f"{v:8d}" for v in cm[i]))
+    p50, p95 = result["latency_ms"]
+    lines += ["", f"per-face latency, one thread, batch 1: p50 {p50:.2f} ms, p95 {p95:.2f} ms"]
+    return "\n".join(lines)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    model_path = Path(args.model) if args.model else default_model_path()
+    data_dir = Path(args.data) if args.data else default_data_dir()
+    result = evaluate(model_path, data_dir, args.split)
+    print(report(result, args.split))
+    png = args.confusion_png or Path(f"confusion_{args.split}.png")
+    confusion_png(result["cm"], result["model"].labels, png,
+                  f"{result['model'].name}@{result['model'].version} on FER2013 {args.split}: "
+                  f"{result['metrics']['accuracy']:.1%}")
+    print(f"confusion matrix image: {png}")
+    if args.update_metadata:
+        meta_path = model_path.with_suffix(".json")
+        meta = json.loads(meta_path.read_text())
+        m = result["metrics"]
+        meta.setdefault("evaluation", {})[args.split] = {
+            "images": result["images"], "accuracy": round(m["accuracy"], 4),
+            "weighted_f1": round(m["weighted_f1"], 4), "macro_f1": round(m["macro_f1"], 4),
+            "per_class": {lab: {"precision": round(float(m["precision"][i]), 4),
+                                "recall": round(float(m["recall"][i]), 4), "f1": round(float(m["f1"][i]), 4),
+                                "support": int(m["support"][i])}
+                          for i, lab in enumerate(result["model"].labels)},
+            "confusion": result["cm"].tolist(),
+            "latency_ms_one_thread": {"p50": round(result["latency_ms"][0], 3),
+                                      "p95": round(result["latency_ms"][1], 3)},
+            "date": dt.date.today().isoformat(),
+        }
+        meta_path.write_text(json.dumps(meta, indent=2) + "\n")
+        print(f"evaluation written to {meta_path}")
+    return 0
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("evaluate", help="accuracy, F1, confusion matrix and latency of the .tflite on FER2013")
+    p.add_argument("--model", help="a .tflite (default: the installed models/emotion.tflite)")
+    p.add_argument("--data", help="folder with fer2013_<split>.npz.xz (default: ../shared/data/fer2013)")
+    p.add_argument("--split", default="PublicTest")
+    p.add_argument("--confusion-png", type=Path)
+    p.add_argument("--update-metadata", action="store_true", help="write the results into the model's .json")
+    p.set_defaults(func=cmd_evaluate)

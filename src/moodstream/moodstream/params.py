@@ -1,0 +1,100 @@
+"""One configuration story: ROS parameter files, ``-p node.name=value`` flags and the runner's
+own flags all end up as the same per-node parameters, checked against each node's defaults."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from moodstream_capture.node import DEFAULTS as CAPTURE_DEFAULTS
+from moodstream_classify.node import DEFAULTS as CLASSIFY_DEFAULTS
+from moodstream_detect.node import DEFAULTS as DETECT_DEFAULTS
+
+NODE_DEFAULTS: dict[str, Mapping[str, Any]] = {
+    "capture": CAPTURE_DEFAULTS,
+    "detect": DETECT_DEFAULTS,
+    "classify": CLASSIFY_DEFAULTS,
+}
+
+Overrides = dict[str, dict[str, Any]]
+
+
+class ConfigError(ValueError):
+    """A parameter name or value that no node accepts."""
+
+
+def coerce(node: str, name: str, value: Any) -> Any:
+    """``value`` as the type of the parameter's default (ROS refuses a changed type)."""
+    defaults = NODE_DEFAULTS.get(node)
+    if defaults is None:
+        raise ConfigError(f"unknown node {node!r}; nodes: {', '.join(NODE_DEFAULTS)}")
+    if name not in defaults:
+        raise ConfigError(f"node {node} has no parameter {name!r}; it has: {', '.join(defaults)}")
+    default = defaults[name]
+    try:
+        if isinstance(default, bool):
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in ("true", "1", "yes", "on"):
+                return True
+            if text in ("false", "0", "no", "off"):
+                return False
+            raise ValueError(value)
+        if isinstance(default, int):
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError(value)
+            return int(value)
+        if isinstance(default, float):
+            return float(value)
+        return str(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{node}.{name} must be a {type(default).__name__}, got {value!r}") from None
+
+
+def load_params_file(path: str | Path) -> Overrides:
+    """Per-node parameters from a ROS 2 parameters YAML file (keys like ``/**/detect`` or ``detect``)."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except OSError as err:
+        raise ConfigError(f"cannot read parameters file {path}: {err.strerror}") from err
+    except yaml.YAMLError as err:
+        raise ConfigError(f"parameters file {path} is not valid YAML: {err}") from err
+    if not isinstance(data, dict):
+        raise ConfigError(f"parameters file {path} must map node names to ros__parameters")
+    out: Overrides = {}
+    for key, section in data.items():
+        node = str(key).rstrip("/").split("/")[-1]
+        params = (section or {}).get("ros__parameters") if isinstance(section, dict) else None
+        if not isinstance(params, dict):
+            raise ConfigError(f"{path}: section {key!r} has no ros__parameters mapping")
+        if node not in NODE_DEFAULTS:
+            continue  # parameters of nodes the runner does not start (e.g. a bridge)
+        for name, value in params.items():
+            out.setdefault(node, {})[name] = coerce(node, name, value)
+    return out
+
+
+def parse_assignments(assignments: Iterable[str]) -> Overrides:
+    """``["detect.scale_factor=1.1", ...]`` -> overrides."""
+    out: Overrides = {}
+    for item in assignments:
+        key, sep, value = item.partition("=")
+        node, dot, name = key.partition(".")
+        if not sep or not dot:
+            raise ConfigError(f"expected NODE.PARAM=VALUE (e.g. detect.downscale=0.5), got {item!r}")
+        out.setdefault(node, {})[name] = coerce(node, name, yaml.safe_load(value) if value else "")
+    return out
+
+
+def merge(*layers: Overrides) -> Overrides:
+    """Later layers win."""
+    out: Overrides = {}
+    for layer in layers:
+        for node, params in layer.items():
+            out.setdefault(node, {}).update(params)
+    return out

@@ -1,0 +1,24 @@
+from setuptools import setup
+
+package_name = "moodstream"
+
+setup(
+    name=package_name,
+    version="0.1.0",
+    packages=[package_name],
+    data_files=[
+        ("share/ament_index/resource_index/packages", ["resource/" + package_name]),
+        ("share/" + package_name, ["package.xml"]),
+        # launch/ and models/ are links to the repository's top-level folders.
+        ("share/" + package_name + "/launch", ["launch/pipeline.launch.py"]),
+        ("share/" + package_name + "/config", ["config/params.yaml"]),
+        ("share/" + package_name + "/models", ["models/emotion.tflite", "models/emotion.json"]),
+    ],
+    install_requires=["setuptools"],
+    zip_safe=True,
+    maintainer="MoodStream maintainers",
+    maintainer_email="maintainers@moodstream.dev",
+    description="MoodStream bringup and runner.",
+    license="Apache-2.0",
+    entry_points={"console_scripts": ["moodstream = moodstream.cli:main"]},
+)

@@ -1,0 +1,1 @@
+"""MoodStream bridge: relays emotions out of ROS."""

@@ -1,0 +1,33 @@
+"""One console line per change of the primary face's emotion (ROS-free)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class PrimaryState:
+    present: bool
+    track_id: int = 0
+    label: str = ""
+
+
+class ChangeReporter:
+    """Reports when someone appears, leaves, the primary face changes, or its smoothed label changes."""
+
+    def __init__(self) -> None:
+        self._last: PrimaryState | None = None
+
+    def update(self, present: bool, track_id: int, label: str, confidence: float, stamp_s: float,
+               faces_in_view: int) -> str | None:
+        state = PrimaryState(present, track_id if present else 0, label if present else "")
+        if state == self._last:
+            return None
+        previous, self._last = self._last, state
+        if not present:
+            return None if previous is None or not previous.present else f"[{stamp_s:.3f}] no face in view"
+        who = f"face #{track_id}"
+        extra = f" ({faces_in_view} faces in view)" if faces_in_view > 1 else ""
+        if previous is not None and previous.present and previous.track_id == track_id:
+            return f"[{stamp_s:.3f}] {who}: {previous.label} -> {label} ({confidence:.0%}){extra}"
+        return f"[{stamp_s:.3f}] {who}: {label} ({confidence:.0%}){extra}"

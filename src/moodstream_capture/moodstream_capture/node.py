@@ -1,0 +1,135 @@
+"""Capture node: frames from a webcam, video file, image folder or the synthetic scene on ``image_raw``."""
+
+from __future__ import annotations
+
+import time
+
+from diagnostic_msgs.msg import DiagnosticStatus
+from rclpy.node import Node
+from sensor_msgs.msg import Image
+
+from moodstream_common.image_conv import numpy_to_image
+from moodstream_common.ros import (
+    IMAGE_QOS,
+    DiagnosticsPublisher,
+    declare_parameters,
+    diagnostic_status,
+    run_node,
+)
+from moodstream_common.stats import StageStats
+
+from .sources import Backoff, FrameSource, SourceError, make_source
+
+DEFAULTS = {
+    "source": "synthetic",  # synthetic | webcam | video | images
+    "device": "0",  # webcam index or device path
+    "path": "",  # video file or image folder
+    "width": 640,
+    "height": 480,
+    "fps": 30.0,
+    "loop": True,
+    "frame_id": "camera",
+    "synthetic_faces": 1,
+    "seed": 0,
+    "max_frames": 0,  # stop after this many frames; 0 = never
+    "reconnect_max_s": 10.0,
+}
+
+
+class CaptureNode(Node):
+    """Publishes ``image_raw`` (sensor_msgs/Image, sensor-data QoS) at ``fps``."""
+
+    def __init__(self, name: str = "capture", **kwargs) -> None:
+        super().__init__(name, **kwargs)
+        self.params = declare_parameters(self, DEFAULTS)
+        p = self.params
+        self.publisher = self.create_publisher(Image, "image_raw", IMAGE_QOS)
+        self.stats = StageStats()
+        self.finished = False
+        self._last_error = ""
+        self._backoff = Backoff(maximum=float(p["reconnect_max_s"]))
+        self._retry_at = 0.0
+        self._source: FrameSource | None = None
+        self._opened = False
+        try:
+            self._source = make_source(
+                p["source"], device=str(p["device"]), path=p["path"], width=p["width"], height=p["height"],
+                fps=p["fps"], loop=p["loop"], synthetic_faces=p["synthetic_faces"], seed=p["seed"],
+            )
+        except (SourceError, ValueError) as err:
+            # A configuration error: report it clearly and publish nothing, without a crash loop.
+            self._fail(str(err), final=True)
+        if p["fps"] <= 0:
+            raise ValueError(f"parameter fps must be positive, got {p['fps']}")
+        self.diagnostics = DiagnosticsPublisher(self)
+        self.diagnostics.add(self._diagnostic)
+        self.timer = self.create_timer(1.0 / p["fps"], self.step)
+
+    def _fail(self, message: str, final: bool = False) -> None:
+        self._last_error = message
+        self.stats.errors += 1
+        if final:
+            self.finished = True
+            self.get_logger().error(message)
+            return
+        delay = self._backoff.next_delay()
+        self._retry_at = time.monotonic() + delay
+        self.get_logger().error(f"{message}; retrying in {delay:.1f} s (attempt {self._backoff.attempts})")
+
+    def step(self) -> None:
+        """Timer callback: (re)open the source when due, read one frame, publish it."""
+        if self.finished or self._source is None:
+            return
+        if not self._opened:
+            if time.monotonic() < self._retry_at:
+                return
+            try:
+                self._source.open()
+            except SourceError as err:
+                self._fail(str(err))
+                return
+            self._opened = True
+            if self._backoff.attempts:
+                self.get_logger().info(f"{self._source.description} is back")
+            else:
+                self.get_logger().info(f"capturing from {self._source.description}")
+            self._backoff.reset()
+            self._last_error = ""
+        try:
+            t0 = time.perf_counter()
+            frame = self._source.read()
+        except SourceError as err:
+            self._source.close()
+            self._opened = False
+            self._fail(str(err))
+            return
+        if frame is None:
+            self.get_logger().info(f"end of {self._source.description}")
+            self.finished = True
+            return
+        msg = numpy_to_image(frame)
+        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.header.frame_id = self.params["frame_id"]
+        self.publisher.publish(msg)
+        self.stats.add_latency("capture", time.perf_counter() - t0)
+        self.stats.tick()
+        if self.params["max_frames"] and self.stats.processed >= self.params["max_frames"]:
+            self.finished = True
+
+    def _diagnostic(self) -> DiagnosticStatus:
+        values = self.stats.summary()
+        values["source"] = self._source.description if self._source else self.params["source"]
+        if self._last_error:
+            return diagnostic_status(self, "capture", "error", self._last_error, values)
+        if self.finished:
+            return diagnostic_status(self, "capture", "ok", "source finished", values)
+        return diagnostic_status(self, "capture", "ok", "capturing", values)
+
+    def destroy_node(self) -> None:
+        if self._source is not None:
+            self._source.close()
+        super().destroy_node()
+
+
+def main(args: list[str] | None = None) -> None:
+    run_node(CaptureNode, args)

@@ -1,0 +1,37 @@
+"""FrameResult -> MoodStream messages."""
+
+from __future__ import annotations
+
+from moodstream_interfaces.msg import Emotion, EmotionArray, FaceEmotion
+from sensor_msgs.msg import RegionOfInterest
+from std_msgs.msg import Header
+
+from .estimator import FaceResult, FrameResult
+
+
+def face_to_msg(face: FaceResult, labels: list[str]) -> FaceEmotion:
+    b = face.box
+    return FaceEmotion(
+        track_id=face.track_id,
+        roi=RegionOfInterest(x_offset=b.x, y_offset=b.y, width=b.width, height=b.height),
+        detection_score=face.score,
+        label=face.label,
+        confidence=face.confidence,
+        smoothed_label=face.smoothed_label,
+        smoothed_confidence=face.smoothed_confidence,
+        labels=list(labels),
+        probabilities=[float(v) for v in face.probabilities],
+        smoothed_probabilities=[float(v) for v in face.smoothed_probabilities],
+    )
+
+
+def to_messages(result: FrameResult, header: Header, labels: list[str], image_width: int, image_height: int,
+                model: str) -> tuple[EmotionArray, Emotion]:
+    """The ``emotions`` message (every face) and the ``emotion`` message (primary face) of a frame."""
+    faces = [face_to_msg(f, labels) for f in result.faces]
+    array = EmotionArray(header=header, image_width=image_width, image_height=image_height, model=model,
+                         faces=faces)
+    primary = Emotion(header=header, face_present=result.primary is not None, faces_in_view=len(faces))
+    if result.primary is not None:
+        primary.face = face_to_msg(result.primary, labels)
+    return array, primary

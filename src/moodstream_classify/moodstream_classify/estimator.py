@@ -1,0 +1,93 @@
+"""Per-frame emotion estimation: model, tracking, smoothing and primary face together (ROS-free)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from moodstream_common.preprocess import Box, to_model_input
+
+from .model import EmotionModel
+from .primary import PrimaryFaceSelector
+from .smoothing import EmotionSmoother
+from .tracking import IouTracker
+
+
+@dataclass(frozen=True)
+class FaceResult:
+    track_id: int
+    box: Box
+    score: float
+    label: str
+    confidence: float
+    probabilities: np.ndarray
+    smoothed_label: str
+    smoothed_confidence: float
+    smoothed_probabilities: np.ndarray
+
+
+@dataclass
+class FrameResult:
+    """The faces detected in this frame, and the primary face.
+
+    The primary face may be a track that the detector missed in this frame but that is still
+    alive (at most ``max_missed`` frames): then it is that track's last result, so that a
+    single missed detection does not make the person vanish for a behaviour controller.
+    """
+
+    faces: list[FaceResult] = field(default_factory=list)
+    primary: FaceResult | None = None
+
+    @property
+    def primary_track_id(self) -> int | None:
+        return self.primary.track_id if self.primary is not None else None
+
+
+@dataclass
+class SmoothingConfig:
+    method: str = "ema"
+    alpha: float = 0.4
+    window: int = 8
+    switch_margin: float = 0.1
+    hold_frames: int = 3
+
+
+class EmotionEstimator:
+    """Turns each frame's face crops into tracked, smoothed emotions."""
+
+    def __init__(self, model: EmotionModel, tracker: IouTracker | None = None,
+                 smoothing: SmoothingConfig | None = None, primary: PrimaryFaceSelector | None = None) -> None:
+        self.model = model
+        self.labels = model.labels
+        self.tracker = tracker or IouTracker()
+        self.smoothing = smoothing or SmoothingConfig()
+        EmotionSmoother(**vars(self.smoothing))  # fail at start-up on a bad configuration
+        self.primary = primary or PrimaryFaceSelector()
+        self._smoothers: dict[int, EmotionSmoother] = {}
+        self._last: dict[int, FaceResult] = {}
+
+    def process(self, boxes: Sequence[Box], scores: Sequence[float], crops: Sequence[np.ndarray]) -> FrameResult:
+        """``crops``: uint8 48x48 faces, one per box. All faces go to the model in one batch."""
+        if not (len(boxes) == len(scores) == len(crops)):
+            raise ValueError("boxes, scores and crops must have the same length")
+        probs = self.model.predict(to_model_input(crops))
+        ids = self.tracker.update(list(boxes))
+        for tid in list(self._smoothers):
+            if tid not in self.tracker.tracks:
+                del self._smoothers[tid]
+                self._last.pop(tid, None)
+        faces = []
+        for tid, box, score, p in zip(ids, boxes, scores, probs, strict=True):
+            smoother = self._smoothers.setdefault(tid, EmotionSmoother(**vars(self.smoothing)))
+            held, smoothed = smoother.update(p)
+            top = int(np.argmax(p))
+            faces.append(FaceResult(
+                track_id=tid, box=box, score=float(score), label=self.labels[top], confidence=float(p[top]),
+                probabilities=p.astype(np.float32), smoothed_label=self.labels[held],
+                smoothed_confidence=float(smoothed[held]), smoothed_probabilities=smoothed,
+            ))
+        self._last.update((f.track_id, f) for f in faces)
+        primary = self.primary.update({tid: f.box.area for tid, f in self._last.items()})
+        return FrameResult(faces, self._last.get(primary) if primary is not None else None)

@@ -1,0 +1,124 @@
+"""The emotion model: a TFLite file and the labels beside it (ROS-free)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from moodstream_common.preprocess import FACE_SIZE
+
+EXPECTED_INPUT = f"float32 input of shape (N,{FACE_SIZE},{FACE_SIZE},1)"
+
+
+class ModelError(RuntimeError):
+    """A model or labels file that is missing, corrupt or does not fit MoodStream."""
+
+
+def _interpreter_class():
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        try:
+            from tflite_runtime.interpreter import Interpreter
+        except ImportError as err:
+            raise ModelError("no TFLite runtime found: pip install ai-edge-litert (or tflite-runtime)") from err
+    return Interpreter
+
+
+def default_model_path() -> Path:
+    """``models/emotion.tflite`` as installed by the ``moodstream`` bringup package."""
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        return Path(get_package_share_directory("moodstream")) / "models" / "emotion.tflite"
+    except (ImportError, LookupError) as err:
+        raise ModelError(
+            "no model_path given and the 'moodstream' package (which installs models/emotion.tflite) "
+            "is not installed; set model_path or install it"
+        ) from err
+
+
+def read_metadata(model_path: Path, labels_path: Path | None = None) -> dict:
+    """Labels (and model facts) from ``labels_path`` or the ``.json`` / ``.txt`` beside the model."""
+    candidates = [labels_path] if labels_path else [model_path.with_suffix(".json"), model_path.with_suffix(".txt")]
+    for path in candidates:
+        if path is None or not path.is_file():
+            continue
+        if path.suffix == ".json":
+            try:
+                meta = json.loads(path.read_text())
+            except (OSError, ValueError) as err:
+                raise ModelError(f"labels file {path} is not valid JSON: {err}") from err
+            labels = meta.get("labels") if isinstance(meta, dict) else None
+        else:
+            meta = {}
+            labels = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+        if not labels or not all(isinstance(x, str) and x for x in labels):
+            raise ModelError(f"labels file {path} holds no list of label names")
+        return {**meta, "labels": list(labels)}
+    raise ModelError(
+        f"no labels for {model_path}: expected {model_path.with_suffix('.json')} (with a 'labels' list) "
+        f"or {model_path.with_suffix('.txt')} (one label a line)"
+    )
+
+
+class EmotionModel:
+    """Runs the TFLite emotion model on batches of preprocessed faces.
+
+    Thread-safe: one interpreter, calls serialised by a lock.
+    """
+
+    def __init__(self, model_path: str | Path, labels_path: str | Path | None = None, num_threads: int = 1) -> None:
+        self.path = Path(model_path)
+        if not self.path.is_file():
+            raise ModelError(f"model file {self.path} does not exist")
+        meta = read_metadata(self.path, Path(labels_path) if labels_path else None)
+        self.labels: list[str] = meta["labels"]
+        self.name = str(meta.get("name", self.path.stem))
+        self.version = str(meta.get("version", "unknown"))
+        try:
+            self._interp = _interpreter_class()(model_path=str(self.path), num_threads=max(1, num_threads))
+            self._interp.allocate_tensors()
+        except ModelError:
+            raise
+        except Exception as err:  # the runtimes raise ValueError or RuntimeError for a bad file
+            raise ModelError(f"{self.path} is not a loadable TFLite model ({err}); expected a .tflite file "
+                             f"with an {EXPECTED_INPUT}") from err
+        inputs, outputs = self._interp.get_input_details(), self._interp.get_output_details()
+        if len(inputs) != 1 or len(outputs) != 1:
+            raise ModelError(f"{self.path} has {len(inputs)} inputs and {len(outputs)} outputs; expected 1 and 1")
+        inp, out = inputs[0], outputs[0]
+        if inp["dtype"] != np.float32 or list(inp["shape"][1:]) != [FACE_SIZE, FACE_SIZE, 1]:
+            raise ModelError(f"{self.path} takes {inp['dtype'].__name__} {tuple(inp['shape'])}; "
+                             f"MoodStream feeds a {EXPECTED_INPUT}")
+        if int(out["shape"][-1]) != len(self.labels):
+            raise ModelError(f"{self.path} gives {int(out['shape'][-1])} outputs but its labels file names "
+                             f"{len(self.labels)} labels ({', '.join(self.labels)})")
+        self._input, self._output = inp["index"], out["index"]
+        self._dynamic_batch = int(inp.get("shape_signature", inp["shape"])[0]) == -1
+        self._batch = int(inp["shape"][0])
+        self._lock = threading.Lock()
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        if batch.shape[0] != self._batch:
+            self._interp.resize_tensor_input(self._input, list(batch.shape))
+            self._interp.allocate_tensors()
+            self._batch = batch.shape[0]
+        self._interp.set_tensor(self._input, batch)
+        self._interp.invoke()
+        return self._interp.get_tensor(self._output).copy()
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        """Probabilities (N, labels) for a float32 (N,48,48,1) batch in [0,1]; all faces in one call."""
+        batch = np.ascontiguousarray(batch, dtype=np.float32)
+        if batch.ndim != 4 or batch.shape[1:] != (FACE_SIZE, FACE_SIZE, 1):
+            raise ValueError(f"model input must be (N,{FACE_SIZE},{FACE_SIZE},1), got {batch.shape}")
+        if batch.shape[0] == 0:
+            return np.zeros((0, len(self.labels)), dtype=np.float32)
+        with self._lock:
+            if self._dynamic_batch:
+                return self._run(batch)
+            return np.concatenate([self._run(batch[i : i + 1]) for i in range(batch.shape[0])])

@@ -1,0 +1,152 @@
+"""Classify node: ``faces`` to ``emotions`` (every face), ``emotion`` (primary face) and ``emotion/image``."""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from pathlib import Path
+
+from diagnostic_msgs.msg import DiagnosticStatus
+from rclpy.node import Node
+from sensor_msgs.msg import Image
+
+from moodstream_common.image_conv import ImageFormatError, image_to_numpy, numpy_to_image, to_bgr
+from moodstream_common.preprocess import Box
+from moodstream_common.ros import (
+    IMAGE_QOS,
+    RESULT_QOS,
+    DiagnosticsPublisher,
+    declare_parameters,
+    diagnostic_status,
+    stamp_to_seconds,
+    run_node,
+)
+from moodstream_common.stats import StageStats
+from moodstream_interfaces.msg import DetectedFaces, Emotion, EmotionArray
+
+from .annotate import annotate
+from .convert import to_messages
+from .estimator import EmotionEstimator, FrameResult, SmoothingConfig
+from .model import EmotionModel, default_model_path
+from .primary import PrimaryFaceSelector
+from .tracking import IouTracker
+
+DEFAULTS = {
+    "model_path": "",  # empty: models/emotion.tflite of the installed moodstream package
+    "labels_path": "",  # empty: the .json beside the model
+    "num_threads": 1,
+    "smoothing": "ema",  # ema | window | none
+    "smoothing_alpha": 0.4,
+    "smoothing_window": 8,
+    "switch_margin": 0.1,  # hysteresis on the smoothed label
+    "hold_frames": 3,
+    "iou_threshold": 0.3,
+    "max_missed_frames": 10,
+    "primary_switch_ratio": 1.3,
+    "primary_hold_frames": 5,
+    "annotate": "auto",  # auto (only while emotion/image has subscribers) | always | never
+    "frame_buffer": 15,  # frames kept to match emotion/image with its source image
+}
+
+
+class ClassifyNode(Node):
+    def __init__(self, name: str = "classify", **kwargs) -> None:
+        super().__init__(name, **kwargs)
+        self.params = p = declare_parameters(self, DEFAULTS)
+        if p["annotate"] not in ("auto", "always", "never"):
+            raise ValueError(f"parameter annotate must be auto, always or never, got {p['annotate']!r}")
+        model_path = Path(p["model_path"]) if p["model_path"] else default_model_path()
+        self.model = EmotionModel(model_path, p["labels_path"] or None, p["num_threads"])
+        self.estimator = EmotionEstimator(
+            self.model,
+            IouTracker(p["iou_threshold"], p["max_missed_frames"]),
+            SmoothingConfig(p["smoothing"], p["smoothing_alpha"], p["smoothing_window"], p["switch_margin"],
+                            p["hold_frames"]),
+            PrimaryFaceSelector(p["primary_switch_ratio"], p["primary_hold_frames"]),
+        )
+        self.model_id = f"{self.model.name}@{self.model.version}"
+        self.stats = StageStats()
+        self._last_error = ""
+        self.emotions_pub = self.create_publisher(EmotionArray, "emotions", RESULT_QOS)
+        self.emotion_pub = self.create_publisher(Emotion, "emotion", RESULT_QOS)
+        self.image_pub = self.create_publisher(Image, "emotion/image", IMAGE_QOS)
+        self.subscription = self.create_subscription(DetectedFaces, "faces", self.on_faces, RESULT_QOS)
+        self._frames: OrderedDict[tuple[int, int], Image] = OrderedDict()
+        self._image_sub = None
+        self._update_image_subscription()
+        self._annotation_timer = self.create_timer(0.5, self._update_image_subscription)
+        self.diagnostics = DiagnosticsPublisher(self)
+        self.diagnostics.add(self._diagnostic)
+        self.get_logger().info(f"model {model_path} ({self.model_id}), labels {', '.join(self.model.labels)}")
+
+    # -- annotated image: subscribe to the source frames only while someone watches ----------------
+    def _wants_annotation(self) -> bool:
+        mode = self.params["annotate"]
+        return mode == "always" or (mode == "auto" and self.image_pub.get_subscription_count() > 0)
+
+    def _update_image_subscription(self) -> None:
+        wanted = self._wants_annotation()
+        if wanted and self._image_sub is None:
+            self._image_sub = self.create_subscription(Image, "image_raw", self._on_frame, IMAGE_QOS)
+        elif not wanted and self._image_sub is not None:
+            self.destroy_subscription(self._image_sub)
+            self._image_sub = None
+            self._frames.clear()
+
+    def _on_frame(self, msg: Image) -> None:
+        self._frames[(msg.header.stamp.sec, msg.header.stamp.nanosec)] = msg
+        while len(self._frames) > self.params["frame_buffer"]:
+            self._frames.popitem(last=False)
+
+    def _publish_annotated(self, faces: DetectedFaces, result: FrameResult) -> None:
+        frame = self._frames.get((faces.header.stamp.sec, faces.header.stamp.nanosec))
+        if frame is None:
+            return
+        try:
+            image = to_bgr(image_to_numpy(frame), frame.encoding)
+        except ImageFormatError:
+            return
+        self.image_pub.publish(numpy_to_image(annotate(image, result), "bgr8", faces.header))
+
+    # -- classification ---------------------------------------------------------------------------
+    def classify(self, msg: DetectedFaces) -> tuple[FrameResult, EmotionArray, Emotion]:
+        boxes, scores, crops = [], [], []
+        for face in msg.faces:
+            if face.crop.width == 0:
+                raise ValueError("a face arrived without its crop: set attach_crops to true in the detect node")
+            boxes.append(Box(face.roi.x_offset, face.roi.y_offset, face.roi.width, face.roi.height))
+            scores.append(face.score)
+            crops.append(image_to_numpy(face.crop))
+        result = self.estimator.process(boxes, scores, crops)
+        array, primary = to_messages(result, msg.header, self.model.labels, msg.image_width, msg.image_height,
+                                     self.model_id)
+        return result, array, primary
+
+    def on_faces(self, msg: DetectedFaces) -> None:
+        t0 = time.perf_counter()
+        try:
+            result, array, primary = self.classify(msg)
+        except (ImageFormatError, ValueError) as err:
+            self.stats.dropped += 1
+            self._last_error = f"dropped a frame: {err}"
+            self.get_logger().warning(self._last_error, throttle_duration_sec=5.0)
+            return
+        self.emotions_pub.publish(array)
+        self.emotion_pub.publish(primary)
+        now = self.get_clock().now().nanoseconds * 1e-9
+        self.stats.add_latency("classify", time.perf_counter() - t0)
+        self.stats.add_latency("frame_to_emotion", now - stamp_to_seconds(msg.header.stamp))
+        self.stats.tick()
+        if self._image_sub is not None:
+            self._publish_annotated(msg, result)
+
+    def _diagnostic(self) -> DiagnosticStatus:
+        values = self.stats.summary()
+        values["model"] = self.model_id
+        values["model_path"] = str(self.model.path)
+        level = "warn" if self._last_error else "ok"
+        return diagnostic_status(self, "classify", level, self._last_error or "classifying", values)
+
+
+def main(args: list[str] | None = None) -> None:
+    run_node(ClassifyNode, args)

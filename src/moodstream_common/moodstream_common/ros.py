@@ -1,0 +1,115 @@
+"""Small rclpy helpers shared by MoodStream's nodes: QoS, parameters, diagnostics, DDS set-up."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from builtin_interfaces.msg import Time
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rclpy.node import Node
+from rclpy.qos import (
+    HistoryPolicy,
+    QoSProfile,
+    ReliabilityPolicy,
+    qos_profile_sensor_data,
+)
+
+#: Images: best effort, keep the newest few (the sensor-data profile of ROS 2).
+IMAGE_QOS = qos_profile_sensor_data
+#: Faces and emotions: reliable, a short queue so that a slow consumer sees recent frames.
+RESULT_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE)
+
+DIAG_LEVELS = {"ok": DiagnosticStatus.OK, "warn": DiagnosticStatus.WARN, "error": DiagnosticStatus.ERROR}
+
+
+def prepare_environment() -> None:
+    """Set up what rclpy needs before ``rclpy.init()``.
+
+    - In a venv with ROS 2 from PyPI there is no ``setup.bash``: add the venv to
+      ``AMENT_PREFIX_PATH`` so that package shares and interface type support are found.
+    - Point Fast DDS at MoodStream's shared-memory profile unless the user chose one.
+    """
+    prefixes = [p for p in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep) if p]
+    if sys.prefix != sys.base_prefix and sys.prefix not in prefixes:
+        os.environ["AMENT_PREFIX_PATH"] = os.pathsep.join([sys.prefix, *prefixes])
+    if "FASTDDS_DEFAULT_PROFILES_FILE" in os.environ:
+        return
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        profile = Path(get_package_share_directory("moodstream_common")) / "config" / "fastdds.xml"
+    except (ImportError, LookupError):
+        return
+    if profile.is_file():
+        os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = str(profile)
+
+
+def declare_parameters(node: Node, defaults: Mapping[str, Any]) -> dict[str, Any]:
+    """Declare every parameter in ``defaults`` and return their current values by name."""
+    for name, value in defaults.items():
+        node.declare_parameter(name, value)
+    return {name: node.get_parameter(name).value for name in defaults}
+
+
+def stamp_to_seconds(stamp: Time) -> float:
+    return stamp.sec + stamp.nanosec * 1e-9
+
+
+def diagnostic_status(node: Node, name: str, level: str, message: str, values: Mapping[str, str]) -> DiagnosticStatus:
+    return DiagnosticStatus(
+        level=DIAG_LEVELS[level],
+        name=f"{node.get_fully_qualified_name()}: {name}",
+        message=message,
+        hardware_id=node.get_namespace(),
+        values=[KeyValue(key=k, value=str(v)) for k, v in values.items()],
+    )
+
+
+class DiagnosticsPublisher:
+    """Publishes one node's statuses on ``/diagnostics`` once a second."""
+
+    def __init__(self, node: Node, period_s: float = 1.0) -> None:
+        self._node = node
+        self._pub = node.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._providers: list = []
+        self._timer = node.create_timer(period_s, self.publish)
+
+    def add(self, provider) -> None:
+        """``provider()`` returns a DiagnosticStatus."""
+        self._providers.append(provider)
+
+    def publish(self) -> None:
+        msg = DiagnosticArray()
+        msg.header.stamp = self._node.get_clock().now().to_msg()
+        msg.status = [provider() for provider in self._providers]
+        self._pub.publish(msg)
+
+
+def run_node(factory, args: list[str] | None = None) -> None:
+    """Entry point of a node executable: start, spin until shut down, clean up.
+
+    A node that cannot start (missing model, bad parameter) logs one clear line and exits with
+    status 1 instead of a traceback, so that a supervisor does not see a crash loop.
+    """
+    import rclpy
+    from rclpy.executors import ExternalShutdownException
+
+    prepare_environment()
+    rclpy.init(args=args)
+    try:
+        node = factory()
+    except Exception as err:
+        rclpy.logging.get_logger("moodstream").fatal(f"{type(err).__name__}: {err}")
+        rclpy.try_shutdown()
+        raise SystemExit(1) from None
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()

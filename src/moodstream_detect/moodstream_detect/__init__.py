@@ -1,0 +1,1 @@
+"""MoodStream detect stage."""

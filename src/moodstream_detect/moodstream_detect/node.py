@@ -1,0 +1,106 @@
+"""Detect node: faces in ``image_raw`` to ``faces`` (box, score and the 48x48 crop)."""
+
+from __future__ import annotations
+
+import time
+
+import cv2
+from diagnostic_msgs.msg import DiagnosticStatus
+from rclpy.node import Node
+from sensor_msgs.msg import Image, RegionOfInterest
+
+from moodstream_common.image_conv import ImageFormatError, image_to_numpy, numpy_to_image
+from moodstream_common.preprocess import crop_face, to_gray
+from moodstream_common.ros import (
+    IMAGE_QOS,
+    RESULT_QOS,
+    DiagnosticsPublisher,
+    declare_parameters,
+    diagnostic_status,
+    stamp_to_seconds,
+    run_node,
+)
+from moodstream_common.stats import StageStats
+from moodstream_interfaces.msg import DetectedFace, DetectedFaces
+
+from .detectors import Detection, RoiDetector, create_detector
+
+DEFAULTS = {
+    "detector": "haar",
+    "scale_factor": 1.2,
+    "min_neighbors": 4,
+    "min_size": 48,  # smallest face side, in pixels of the full frame
+    "downscale": 0.6,  # detect on a frame this much smaller, map boxes back
+    "roi_refresh_frames": 5,  # full-frame search every N frames, around known faces in between; 1 = always full
+    "max_faces": 10,  # keep the largest faces
+    "attach_crops": True,  # put the 48x48 crop into each face, for a classifier in another process
+}
+
+
+def gray_of(msg: Image):
+    image = image_to_numpy(msg)
+    if msg.encoding in ("rgb8", "rgba8"):
+        code = cv2.COLOR_RGB2GRAY if msg.encoding == "rgb8" else cv2.COLOR_RGBA2GRAY
+        return cv2.cvtColor(image, code)
+    return to_gray(image)
+
+
+class DetectNode(Node):
+    def __init__(self, name: str = "detect", **kwargs) -> None:
+        super().__init__(name, **kwargs)
+        self.params = p = declare_parameters(self, DEFAULTS)
+        self.detector = RoiDetector(
+            create_detector(p["detector"], scale_factor=p["scale_factor"], min_neighbors=p["min_neighbors"],
+                            min_size=p["min_size"], downscale=p["downscale"]),
+            refresh_frames=p["roi_refresh_frames"],
+        )
+        self.stats = StageStats()
+        self._last_error = ""
+        self.publisher = self.create_publisher(DetectedFaces, "faces", RESULT_QOS)
+        self.subscription = self.create_subscription(Image, "image_raw", self.on_image, IMAGE_QOS)
+        self.diagnostics = DiagnosticsPublisher(self)
+        self.diagnostics.add(self._diagnostic)
+        self.get_logger().info(f"detector {self.detector.name}, downscale {p['downscale']}")
+
+    def detect(self, msg: Image) -> DetectedFaces:
+        """Faces of one image message (also used directly by the in-process runner)."""
+        gray = gray_of(msg)
+        detections: list[Detection] = self.detector.detect(gray)
+        detections.sort(key=lambda d: d.box.area, reverse=True)
+        out = DetectedFaces(header=msg.header, image_width=msg.width, image_height=msg.height,
+                            detector=self.detector.name)
+        for det in detections[: self.params["max_faces"]]:
+            face = DetectedFace(
+                roi=RegionOfInterest(x_offset=det.box.x, y_offset=det.box.y, width=det.box.width,
+                                     height=det.box.height),
+                score=float(det.score),
+            )
+            if self.params["attach_crops"]:
+                face.crop = numpy_to_image(crop_face(gray, det.box), "mono8", msg.header)
+            out.faces.append(face)
+        return out
+
+    def on_image(self, msg: Image) -> None:
+        t0 = time.perf_counter()
+        try:
+            faces = self.detect(msg)
+        except (ImageFormatError, ValueError) as err:
+            self.stats.dropped += 1
+            self._last_error = f"dropped a frame: {err}"
+            self.get_logger().warning(self._last_error, throttle_duration_sec=5.0)
+            return
+        self.publisher.publish(faces)
+        self.stats.add_latency("detect", time.perf_counter() - t0)
+        self.stats.add_latency("since_capture", self.get_clock().now().nanoseconds * 1e-9
+                               - stamp_to_seconds(msg.header.stamp))
+        self.stats.tick()
+
+    def _diagnostic(self) -> DiagnosticStatus:
+        values = self.stats.summary()
+        values["detector"] = self.detector.name
+        level = "warn" if self._last_error else "ok"
+        return diagnostic_status(self, "detect", level, self._last_error or "detecting", values)
+
+
+def main(args: list[str] | None = None) -> None:
+    run_node(DetectNode, args)

@@ -33,6 +33,8 @@ def source_overrides(tokens: list[str]) -> tuple[Overrides, str | None]:
     if kind in ("video", "images"):
         if not args:
             raise ConfigError(f"--source {kind} needs a path")
+        if not Path(args[0]).exists():
+            raise ConfigError(f"--source {kind}: {args[0]} does not exist")
         return {"capture": {"source": kind, "path": args[0]}}, None
     if kind == "webcam":
         return {"capture": {"source": kind, "device": args[0] if args else "0"}}, None

@@ -1,0 +1,44 @@
+"""Test isolation: each test session gets its own ROS domain, localhost-only discovery and log folder."""
+
+from __future__ import annotations
+
+import os
+import random
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+VENV_BIN = Path(sys.executable).parent
+
+# Before anything imports rclpy.
+os.environ.setdefault("ROS_DOMAIN_ID", str(random.SystemRandom().randint(1, 101)))
+os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+os.environ.setdefault("ROS_LOG_DIR", tempfile.mkdtemp(prefix="moodstream-roslog-"))
+os.environ["PYTHONUNBUFFERED"] = "1"
+
+from moodstream_common.ros import prepare_environment  # noqa: E402
+
+prepare_environment()
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return ROOT
+
+
+@pytest.fixture(scope="session")
+def fer2013_dir() -> Path:
+    from moodstream.fer2013 import default_data_dir
+
+    return default_data_dir()
+
+
+@pytest.fixture(scope="session")
+def face_clip(tmp_path_factory) -> Path:
+    """A 640x480 MJPG video of a real photographed face moving (the synthetic scene), 90 frames."""
+    from moodstream.bench import write_clip
+
+    return write_clip(tmp_path_factory.mktemp("clip") / "faces.avi", frames=90, faces=1)

@@ -1,0 +1,84 @@
+"""The embedded runner: the same node classes in one process, and the ``moodstream`` command."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import pytest
+from helpers import Collector
+
+from moodstream.runner import Pipeline
+from moodstream_common.ros import RESULT_QOS
+from moodstream_interfaces.msg import Emotion
+
+pytestmark = [pytest.mark.ros]
+MOODSTREAM = str(Path(sys.executable).parent / "moodstream")
+
+
+def test_pipeline_in_one_process(face_clip):
+    lines: list[str] = []
+    pipeline = Pipeline({"capture": {"source": "video", "path": str(face_clip), "loop": False, "fps": 60.0}},
+                        console_sink=lines.append)
+    try:
+        summary = pipeline.run(duration=30)
+    finally:
+        pipeline.close()
+    assert summary.frames >= 85  # 90 frames in the clip; the first may precede discovery
+    assert summary.frames_with_faces >= 0.9 * summary.frames
+    assert summary.track_ids == {1}
+    assert summary.primary_labels.most_common(1)[0][0] == "happy"
+    assert lines and lines[0].endswith(")") and "face #1: happy" in lines[0]
+
+
+def test_two_namespaced_pipelines_side_by_side(face_clip):
+    collector = Collector()
+    for ns in ("front", "rear"):
+        collector.subscribe(Emotion, f"/{ns}/emotion", RESULT_QOS)
+    pipelines = [Pipeline({"capture": {"source": "video", "path": str(face_clip), "fps": 30.0}}, namespace=ns,
+                          console_sink=lambda _line: None) for ns in ("front", "rear")]
+    try:
+        for _ in range(60):
+            for p in pipelines:
+                p.run(duration=0.05)
+            collector.executor.spin_once(timeout_sec=0.01)
+            if all(len(collector.messages[f"/{ns}/emotion"]) >= 5 for ns in ("front", "rear")):
+                break
+    finally:
+        for p in pipelines:
+            p.close()
+        collector.close()
+    for ns in ("front", "rear"):
+        msgs = collector.messages[f"/{ns}/emotion"]
+        assert len(msgs) >= 5 and any(m.face_present for m in msgs), ns
+
+
+def test_run_command_prints_changes_and_a_summary(face_clip):
+    out = subprocess.run([MOODSTREAM, "run", "--source", "video", str(face_clip), "--once", "--fps", "60"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "face #1: happy" in out.stdout
+    assert "frames" in out.stdout.splitlines()[-1]
+
+
+def test_demo_writes_an_annotated_png(tmp_path):
+    png = tmp_path / "demo.png"
+    out = subprocess.run([MOODSTREAM, "demo", "--duration", "2", "--out", str(png)], capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+    image = cv2.imread(str(png))
+    assert image is not None and image.shape == (480, 640, 3)
+    assert "annotated frame written" in out.stdout and "happy" in out.stdout
+
+
+@pytest.mark.parametrize("args,message", [
+    (["run", "--source", "video", "/no/such/clip.mp4"], "does not exist"),
+    (["run", "-p", "detect.scale_fator=1.1"], "has no parameter 'scale_fator'"),
+    (["run", "--model", "/no/such/model.tflite", "--duration", "1"], "model file /no/such/model.tflite does not exist"),
+])
+def test_run_refuses_bad_settings_clearly(args, message):
+    out = subprocess.run([MOODSTREAM, *args], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2
+    assert message in out.stderr

@@ -1,0 +1,85 @@
+import numpy as np
+import pytest
+
+from moodstream_capture.synthetic import SyntheticScene, load_face_image
+from moodstream_common.preprocess import Box, to_gray
+from moodstream_detect.detectors import (
+    Detection,
+    DetectorError,
+    HaarDetector,
+    RoiDetector,
+    create_detector,
+)
+from moodstream_classify.tracking import iou
+
+
+def test_haar_finds_the_bundled_face():
+    gray = to_gray(load_face_image())
+    found = HaarDetector(scale_factor=1.1, min_neighbors=5, min_size=48).detect(gray)
+    assert len(found) == 1
+    b = found[0].box
+    # The face lies in the upper middle of the 210x290 head-and-shoulders picture.
+    assert 40 <= b.x <= 90 and 30 <= b.y <= 80 and 80 <= b.width <= 120
+
+
+def test_downscaled_detection_maps_boxes_back_to_full_frame():
+    gray = to_gray(SyntheticScene(faces=1, seed=0).render(0))
+    full = HaarDetector(1.1, 4, 48, downscale=1.0).detect(gray)
+    half = HaarDetector(1.1, 4, 48, downscale=0.5).detect(gray)
+    assert len(full) == 1 and len(half) == 1
+    assert iou(full[0].box, half[0].box) > 0.6
+
+
+def test_two_faces_in_one_frame():
+    scene = SyntheticScene(faces=2, seed=0)
+    detector = HaarDetector(1.1, 4, 48, 0.6)
+    counts = [len(detector.detect(to_gray(scene.render(i)))) for i in range(0, 60, 6)]
+    assert max(counts) == 2 and sum(c == 2 for c in counts) >= 7
+
+
+class CountingDetector:
+    name = "counting"
+
+    def __init__(self, boxes):
+        self.boxes, self.calls = boxes, []
+
+    def detect(self, gray):
+        self.calls.append(gray.shape)
+        return [Detection(b) for b in self.boxes if b.x + b.width <= gray.shape[1] and b.y + b.height <= gray.shape[0]]
+
+
+def test_roi_detector_searches_around_known_faces_between_refreshes():
+    inner = CountingDetector([Box(100, 100, 40, 40)])
+    roi = RoiDetector(inner, refresh_frames=3, margin=0.5)
+    gray = np.zeros((480, 640), np.uint8)
+    first = roi.detect(gray)
+    assert inner.calls[-1] == (480, 640) and first[0].box == Box(100, 100, 40, 40)
+    # Next frame: only a 80x80 window around the face; the inner box (100,100) lies outside it,
+    # so nothing is found there and the detector falls back to the full frame.
+    roi.detect(gray)
+    assert inner.calls[-2] == (80, 80) and inner.calls[-1] == (480, 640)
+    assert roi.full_searches == 2
+
+
+def test_roi_detector_keeps_to_the_window_when_the_face_is_found_there():
+    inner = CountingDetector([Box(10, 10, 40, 40)])
+    roi = RoiDetector(inner, refresh_frames=3, margin=0.5)
+    gray = np.zeros((480, 640), np.uint8)
+    roi.detect(gray)  # full frame: face at (10,10)
+    found = roi.detect(gray)  # window (0,0)-(50,50) after clipping: the inner finds (10,10) again, offset by (0,0)
+    assert found[0].box == Box(10, 10, 40, 40) and roi.full_searches == 1
+    roi.detect(gray)
+    assert roi.full_searches == 1  # third frame: still the window
+    roi.detect(gray)
+    assert roi.full_searches == 2  # fourth frame: one full search every refresh_frames frames
+
+
+def test_detector_errors():
+    with pytest.raises(DetectorError, match="unknown detector 'yolo'"):
+        create_detector("yolo")
+    with pytest.raises(DetectorError, match="scale_factor"):
+        HaarDetector(scale_factor=1.0)
+    with pytest.raises(DetectorError, match="not found"):
+        HaarDetector(cascade="no_such_cascade.xml")
+    with pytest.raises(ValueError, match="uint8 gray"):
+        HaarDetector().detect(np.zeros((10, 10, 3), np.uint8))

@@ -43,7 +43,8 @@ class NodeProcess:
         self.proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT)
 
     def output(self) -> str:
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return self.log_path.read_text()
 
     def stop(self) -> int:

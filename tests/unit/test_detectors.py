@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from moodstream_capture.synthetic import SyntheticScene, load_face_image
+from moodstream_classify.tracking import iou
 from moodstream_common.preprocess import Box, to_gray
 from moodstream_detect.detectors import (
     Detection,
@@ -10,7 +11,6 @@ from moodstream_detect.detectors import (
     RoiDetector,
     create_detector,
 )
-from moodstream_classify.tracking import iou
 
 
 def test_haar_finds_the_bundled_face():

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from moodstream_interfaces.msg import Emotion, EmotionArray, FaceEmotion
 from sensor_msgs.msg import RegionOfInterest
 from std_msgs.msg import Header
+
+from moodstream_interfaces.msg import Emotion, EmotionArray, FaceEmotion
 
 from .estimator import FaceResult, FrameResult
 

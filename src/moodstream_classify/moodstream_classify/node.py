@@ -18,8 +18,8 @@ from moodstream_common.ros import (
     DiagnosticsPublisher,
     declare_parameters,
     diagnostic_status,
-    stamp_to_seconds,
     run_node,
+    stamp_to_seconds,
 )
 from moodstream_common.stats import StageStats
 from moodstream_interfaces.msg import DetectedFaces, Emotion, EmotionArray

@@ -1,0 +1,39 @@
+# MoodStream: two commands do all the set-up on a fresh machine.
+#   make demo   venv + ROS 2 from PyPI + messages + packages, then `moodstream demo`
+#   make test   the same plus test tools, then ruff and the whole test suite
+SHELL := /bin/bash
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: setup setup-test demo test lint bench evaluate model model-gpu clean
+
+setup:
+	@bash scripts/setup.sh
+
+setup-test:
+	@bash scripts/setup.sh --test
+
+demo: setup
+	$(BIN)/moodstream demo
+
+test: setup-test
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+lint: setup-test
+	$(BIN)/ruff check .
+
+bench: setup
+	$(BIN)/moodstream bench
+
+evaluate: setup
+	$(BIN)/moodstream evaluate --model models/emotion.tflite --confusion-png docs/confusion_PublicTest.png
+
+# Reproduce models/emotion.tflite from scratch (training dependencies in their own venv).
+model:
+	python3 -m venv .venv-train
+	.venv-train/bin/python -m pip install -q -r models/training/requirements.txt
+	PATH=$(CURDIR)/.venv-train/bin:$$PATH bash models/training/reproduce.sh
+
+clean:
+	rm -rf build $(VENV) .pytest_cache .ruff_cache moodstream-demo.png

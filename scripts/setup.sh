@@ -58,9 +58,10 @@ msgs_stamp="$VENV/.moodstream-interfaces"
 msgs_hash=$(cat src/moodstream_interfaces/CMakeLists.txt src/moodstream_interfaces/package.xml src/moodstream_interfaces/msg/*.msg | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$msgs_stamp" 2>/dev/null)" != "$msgs_hash" ]; then
   echo "[setup] building moodstream_interfaces"
+  mkdir -p build
   cmake -S src/moodstream_interfaces -B build/moodstream_interfaces -DCMAKE_INSTALL_PREFIX="$VENV" \
     -DPython3_EXECUTABLE="$VENV/bin/python" -DBUILD_TESTING=OFF -Wno-dev > build/cmake-configure.log 2>&1 \
-    || { mkdir -p build; cat build/cmake-configure.log; exit 1; }
+    || { cat build/cmake-configure.log; exit 1; }
   cmake --build build/moodstream_interfaces -j2 > build/cmake-build.log 2>&1 || { tail -50 build/cmake-build.log; exit 1; }
   cmake --install build/moodstream_interfaces > /dev/null
   echo "$msgs_hash" > "$msgs_stamp"

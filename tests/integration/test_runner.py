@@ -21,11 +21,13 @@ MOODSTREAM = str(Path(sys.executable).parent / "moodstream")
 def test_pipeline_in_one_process(face_clip):
     lines: list[str] = []
     pipeline = Pipeline({"capture": {"source": "video", "path": str(face_clip), "loop": False, "fps": 60.0}},
-                        console_sink=lines.append)
+                        console_sink=lines.append, want_images=True)
     try:
         summary = pipeline.run(duration=30)
+        annotated = pipeline.observer.best_image  # emotion/image, drawn because someone subscribed
     finally:
         pipeline.close()
+    assert annotated is not None and annotated.shape == (480, 640, 3)
     assert summary.frames >= 85  # 90 frames in the clip; the first may precede discovery
     assert summary.frames_with_faces >= 0.9 * summary.frames
     assert summary.track_ids == {1}

@@ -59,13 +59,13 @@ def face_latency_ms(model_path: Path, face: np.ndarray, runs: int = 300) -> tupl
 
 
 def confusion_png(cm: np.ndarray, labels: list[str], path: Path, title: str) -> None:
-    cell, left, top = 70, 110, 60
+    cell, left, top = 70, 110, 75
     n = len(labels)
-    img = np.full((top + n * cell + 40, left + n * cell + 20, 3), 255, np.uint8)
+    img = np.full((top + n * cell + 40, max(700, left + n * cell + 20), 3), 255, np.uint8)
     rows = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
     font = cv2.FONT_HERSHEY_SIMPLEX
-    cv2.putText(img, title, (10, 22), font, 0.55, (0, 0, 0), 1, cv2.LINE_AA)
-    cv2.putText(img, "predicted ->", (left, top - 28), font, 0.45, (80, 80, 80), 1, cv2.LINE_AA)
+    cv2.putText(img, title, (10, 22), font, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+    cv2.putText(img, "predicted ->", (left, top - 32), font, 0.45, (80, 80, 80), 1, cv2.LINE_AA)
     for i in range(n):
         cv2.putText(img, labels[i][:9], (5, top + i * cell + cell // 2 + 5), font, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
         cv2.putText(img, labels[i][:8], (left + i * cell + 3, top - 8), font, 0.4, (0, 0, 0), 1, cv2.LINE_AA)

@@ -79,15 +79,15 @@ class EmotionModel:
         self.labels: list[str] = meta["labels"]
         self.name = str(meta.get("name", self.path.stem))
         self.version = str(meta.get("version", "unknown"))
+        self._num_threads = max(1, num_threads)
         try:
-            self._interp = _interpreter_class()(model_path=str(self.path), num_threads=max(1, num_threads))
-            self._interp.allocate_tensors()
+            interp = self._new_interpreter()
         except ModelError:
             raise
         except Exception as err:  # the runtimes raise ValueError or RuntimeError for a bad file
             raise ModelError(f"{self.path} is not a loadable TFLite model ({err}); expected a .tflite file "
                              f"with an {EXPECTED_INPUT}") from err
-        inputs, outputs = self._interp.get_input_details(), self._interp.get_output_details()
+        inputs, outputs = interp.get_input_details(), interp.get_output_details()
         if len(inputs) != 1 or len(outputs) != 1:
             raise ModelError(f"{self.path} has {len(inputs)} inputs and {len(outputs)} outputs; expected 1 and 1")
         inp, out = inputs[0], outputs[0]
@@ -99,17 +99,29 @@ class EmotionModel:
                              f"{len(self.labels)} labels ({', '.join(self.labels)})")
         self._input, self._output = inp["index"], out["index"]
         self._dynamic_batch = int(inp.get("shape_signature", inp["shape"])[0]) == -1
-        self._batch = int(inp["shape"][0])
+        # One interpreter per batch size (1, 2, 4, 8, ...): resizing a single interpreter back and
+        # forth as the number of faces changes would re-prepare the graph on many frames.
+        self._interpreters = {int(inp["shape"][0]): interp}
         self._lock = threading.Lock()
 
+    def _new_interpreter(self, batch: int | None = None):
+        interp = _interpreter_class()(model_path=str(self.path), num_threads=self._num_threads)
+        if batch is not None:
+            interp.resize_tensor_input(self._input, [batch, FACE_SIZE, FACE_SIZE, 1])
+        interp.allocate_tensors()
+        return interp
+
     def _run(self, batch: np.ndarray) -> np.ndarray:
-        if batch.shape[0] != self._batch:
-            self._interp.resize_tensor_input(self._input, list(batch.shape))
-            self._interp.allocate_tensors()
-            self._batch = batch.shape[0]
-        self._interp.set_tensor(self._input, batch)
-        self._interp.invoke()
-        return self._interp.get_tensor(self._output).copy()
+        n = batch.shape[0]
+        size = 1 << (n - 1).bit_length() if self._dynamic_batch else 1
+        interp = self._interpreters.get(size)
+        if interp is None:
+            interp = self._interpreters[size] = self._new_interpreter(size)
+        if size != n:
+            batch = np.concatenate([batch, np.zeros((size - n, *batch.shape[1:]), np.float32)])
+        interp.set_tensor(self._input, batch)
+        interp.invoke()
+        return interp.get_tensor(self._output)[:n].copy()
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         """Probabilities (N, labels) for a float32 (N,48,48,1) batch in [0,1]; all faces in one call."""

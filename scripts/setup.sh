@@ -67,6 +67,17 @@ if [ "$(cat "$msgs_stamp" 2>/dev/null)" != "$msgs_hash" ]; then
   echo "$msgs_hash" > "$msgs_stamp"
 fi
 
+if [ $WITH_TEST = 1 ] && ! command -v docker-compose > /dev/null; then
+  # Validates docker/compose.yaml in the tests (no Docker engine is needed for that).
+  if [ "$(id -u)" = 0 ] && command -v apt-get > /dev/null; then
+    echo "[setup] installing docker-compose (Debian) for the compose file test"
+    apt-get update -qq > /dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose > /dev/null
+  else
+    echo "[setup] docker-compose is missing and this is not root: the compose file test will be skipped"
+  fi
+fi
+
 echo "[setup] installing MoodStream packages"
 # Not editable: `pip install -e` skips data_files (ament index markers, launch, config, model).
 quiet_pip --no-deps --force-reinstall --no-build-isolation \

@@ -234,3 +234,161 @@ def add_parser(sub) -> None:
     p.add_argument("--naive-only", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--clip", help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_bench)
+
+    d = sub.add_parser("bench-detectors", help="recall, false positives and time of the face detectors")
+    d.add_argument("--frames", type=int, default=200)
+    d.add_argument("--data", help="folder with fer2013_PublicTest.npz.xz (default: ../shared/data/fer2013)")
+    d.set_defaults(func=cmd_bench_detectors)
+
+    a = sub.add_parser("bench-api", help="requests per second of the HTTP API on loopback")
+    a.add_argument("--requests", type=int, default=100)
+    a.add_argument("--concurrency", type=int, default=4)
+    a.add_argument("--workers", type=int, default=2)
+    a.set_defaults(func=cmd_bench_api)
+
+
+# -- detectors: recall, false positives and time on the same real faces ------------------------------
+
+
+def detector_frames(data_dir: Path, frames: int, seed: int = 0) -> list[tuple[np.ndarray, list]]:
+    """640x480 frames holding 1-2 real faces each, with their true boxes: FER2013 PublicTest faces
+    (enlarged to 80-200 pixels, so the box is known by construction) on the synthetic scene's
+    textured background."""
+    from moodstream_common.preprocess import Box
+
+    from .fer2013 import load_split
+
+    faces, _ = load_split(data_dir, "PublicTest", ["happy", "sad", "angry", "neutral", "surprised", "fearful"])
+    rng = np.random.default_rng(seed)
+    background = SyntheticScene(faces=0, seed=seed).render(0)
+    out = []
+    for _ in range(frames):
+        frame = background.copy()
+        truth = []
+        for _ in range(int(rng.integers(1, 3))):
+            side = int(rng.integers(80, 201))
+            for _attempt in range(20):
+                x, y = int(rng.integers(0, 640 - side)), int(rng.integers(0, 480 - side))
+                box = Box(x, y, side, side)
+                if all(_disjoint(box, t) for t in truth):
+                    break
+            else:
+                continue
+            face = cv2.resize(faces[int(rng.integers(len(faces)))], (side, side), interpolation=cv2.INTER_CUBIC)
+            frame[y : y + side, x : x + side] = face[..., None]
+            truth.append(box)
+        out.append((frame, truth))
+    return out
+
+
+def _disjoint(a, b) -> bool:
+    return a.x + a.width <= b.x or b.x + b.width <= a.x or a.y + a.height <= b.y or b.y + b.height <= a.y
+
+
+def score_detector(detector, frames: list[tuple[np.ndarray, list]], iou_min: float = 0.3) -> dict:
+    from moodstream_classify.tracking import iou
+    from moodstream_common.preprocess import to_gray
+
+    found = missed = false_pos = 0
+    times = []
+    for frame, truth in frames:
+        image = to_gray(frame) if detector.gray_input else frame
+        t0 = time.perf_counter()
+        boxes = [d.box for d in detector.detect(image)]
+        times.append(time.perf_counter() - t0)
+        matched = set()
+        for t in truth:
+            best = max(range(len(boxes)), key=lambda j: iou(t, boxes[j]), default=None)
+            if best is not None and best not in matched and iou(t, boxes[best]) >= iou_min:
+                matched.add(best)
+                found += 1
+            else:
+                missed += 1
+        false_pos += len(boxes) - len(matched)
+    p50, p95 = pct(times)
+    return {"faces": found + missed, "recall": found / max(1, found + missed), "false_positives": false_pos,
+            "frames": len(frames), "ms_p50": p50, "ms_p95": p95}
+
+
+def cmd_bench_detectors(args: argparse.Namespace) -> int:
+    from moodstream_detect.detectors import create_detector
+
+    from .fer2013 import default_data_dir
+
+    frames = detector_frames(Path(args.data) if args.data else default_data_dir(), args.frames)
+    configs = [
+        ("haar 1.3/5/48, full frame (the original's)", "haar", {"scale_factor": 1.3, "min_neighbors": 5,
+                                                                "min_size": 48, "downscale": 1.0}),
+        ("haar 1.2/4/48, downscale 0.6 (pipeline default)", "haar", {"scale_factor": 1.2, "min_neighbors": 4,
+                                                                     "min_size": 48, "downscale": 0.6}),
+        ("haar 1.1/5/32, full frame (API)", "haar", {"scale_factor": 1.1, "min_neighbors": 5, "min_size": 32,
+                                                     "downscale": 1.0}),
+        ("mtcnn min 48, downscale 0.6", "mtcnn", {"min_size": 48, "downscale": 0.6}),
+        ("mtcnn min 32, full frame (API)", "mtcnn", {"min_size": 32, "downscale": 1.0}),
+    ]
+    print(f"{len(frames)} frames 640x480, {sum(len(t) for _, t in frames)} real faces "
+          "(FER2013 PublicTest faces of 80-200 px on a textured background); match: IoU >= 0.3")
+    print(f"{'detector':50s} {'recall':>7s} {'false pos.':>10s} {'ms p50':>7s} {'ms p95':>7s}")
+    for title, name, params in configs:
+        r = score_detector(create_detector(name, **params), frames)
+        print(f"{title:50s} {r['recall']:7.1%} {r['false_positives']:10d} {r['ms_p50']:7.1f} {r['ms_p95']:7.1f}")
+    return 0
+
+
+# -- the HTTP API: requests per second ---------------------------------------------------------------
+
+
+def cmd_bench_api(args: argparse.Namespace) -> int:
+    import concurrent.futures
+    import socket
+    import threading
+
+    import httpx
+
+    from .analysis import decode_image  # noqa: F401  (the server's own module; imported to fail early)
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "moodstream.cli", "serve", "--port", str(port),
+                               "--workers", str(args.workers)], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the API server did not start") from None
+                time.sleep(0.2)
+        ok, buf = cv2.imencode(".jpg", SyntheticScene(faces=1, seed=0).render(0))
+        image = buf.tobytes()
+        print(f"one 640x480 JPEG with one face ({len(image)} bytes), {args.requests} requests per row, "
+              f"{args.concurrency} clients, server with {args.workers} analysis workers")
+        local = threading.local()  # one keep-alive connection per client thread
+        for route, params in (("/upload-meaa-image", None), ("/v1/analyze", {"detector": "haar"})):
+            def call(_i: int, route: str = route, params: dict | None = params) -> float:
+                if not hasattr(local, "client"):
+                    local.client = httpx.Client(timeout=30)
+                t0 = time.perf_counter()
+                r = local.client.post(f"{base}{route}", params=params,
+                                      files={"file": ("f.jpg", image, "image/jpeg")})
+                r.raise_for_status()
+                return time.perf_counter() - t0
+
+            call(0)
+            start = time.perf_counter()
+            with concurrent.futures.ThreadPoolExecutor(args.concurrency) as pool:
+                latencies = list(pool.map(call, range(args.requests)))
+            wall = time.perf_counter() - start
+            p50, p95 = pct(latencies)
+            detector = "mtcnn" if params is None else params["detector"]
+            print(f"{route} ({detector}): {args.requests / wall:.1f} requests/s, latency p50 {p50:.1f} ms "
+                  f"p95 {p95:.1f} ms")
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    return 0

@@ -146,7 +146,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0 if summary.frames_with_faces else 1
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="moodstream", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="command", required=True)
@@ -168,8 +168,11 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_parser(sub)
     evaluate.add_parser(sub)
     api.add_parser(sub)
+    return ap
 
-    args = ap.parse_args(argv)
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     from moodstream_common.ros import prepare_environment
 
     prepare_environment()

@@ -345,7 +345,6 @@ def cmd_bench_api(args: argparse.Namespace) -> int:
 
     import httpx
 
-    from .analysis import decode_image  # noqa: F401  (the server's own module; imported to fail early)
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -364,7 +363,7 @@ def cmd_bench_api(args: argparse.Namespace) -> int:
                 if time.monotonic() > deadline:
                     raise RuntimeError("the API server did not start") from None
                 time.sleep(0.2)
-        ok, buf = cv2.imencode(".jpg", SyntheticScene(faces=1, seed=0).render(0))
+        _, buf = cv2.imencode(".jpg", SyntheticScene(faces=1, seed=0).render(0))
         image = buf.tobytes()
         print(f"one 640x480 JPEG with one face ({len(image)} bytes), {args.requests} requests per row, "
               f"{args.concurrency} clients, server with {args.workers} analysis workers")

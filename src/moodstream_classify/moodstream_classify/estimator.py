@@ -57,10 +57,12 @@ class SmoothingConfig:
 class EmotionEstimator:
     """Turns each frame's face crops into tracked, smoothed emotions."""
 
-    def __init__(self, model: EmotionModel, tracker: IouTracker | None = None,
-                 smoothing: SmoothingConfig | None = None, primary: PrimaryFaceSelector | None = None) -> None:
+    def __init__(self, model: EmotionModel | None, tracker: IouTracker | None = None,
+                 smoothing: SmoothingConfig | None = None, primary: PrimaryFaceSelector | None = None,
+                 labels: Sequence[str] | None = None) -> None:
+        """``model`` None: only :meth:`update` is used, with probabilities in ``labels`` order."""
         self.model = model
-        self.labels = model.labels
+        self.labels = list(labels) if labels is not None else model.labels
         self.tracker = tracker or IouTracker()
         self.smoothing = smoothing or SmoothingConfig()
         EmotionSmoother(**vars(self.smoothing))  # fail at start-up on a bad configuration
@@ -72,7 +74,14 @@ class EmotionEstimator:
         """``crops``: uint8 48x48 faces, one per box. All faces go to the model in one batch."""
         if not (len(boxes) == len(scores) == len(crops)):
             raise ValueError("boxes, scores and crops must have the same length")
-        probs = self.model.predict(to_model_input(crops))
+        return self.update(boxes, scores, self.model.predict(to_model_input(crops)))
+
+    def update(self, boxes: Sequence[Box], scores: Sequence[float], probs: np.ndarray) -> FrameResult:
+        """Tracking, smoothing and the primary face for faces already classified (by this model, or
+        on a camera that sends its own probabilities in the model's label order)."""
+        if not (len(boxes) == len(scores) == len(probs)):
+            raise ValueError("boxes, scores and probabilities must have the same length")
+        probs = np.asarray(probs, dtype=np.float32).reshape(len(boxes), len(self.labels))
         ids = self.tracker.update(list(boxes))
         for tid in list(self._smoothers):
             if tid not in self.tracker.tracks:

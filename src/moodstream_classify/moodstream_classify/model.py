@@ -91,13 +91,17 @@ class EmotionModel:
         if len(inputs) != 1 or len(outputs) != 1:
             raise ModelError(f"{self.path} has {len(inputs)} inputs and {len(outputs)} outputs; expected 1 and 1")
         inp, out = inputs[0], outputs[0]
-        if inp["dtype"] != np.float32 or list(inp["shape"][1:]) != [FACE_SIZE, FACE_SIZE, 1]:
+        if inp["dtype"] not in (np.float32, np.int8, np.uint8) or list(inp["shape"][1:]) != [FACE_SIZE, FACE_SIZE, 1]:
             raise ModelError(f"{self.path} takes {inp['dtype'].__name__} {tuple(inp['shape'])}; "
                              f"MoodStream feeds a {EXPECTED_INPUT}")
         if int(out["shape"][-1]) != len(self.labels):
             raise ModelError(f"{self.path} gives {int(out['shape'][-1])} outputs but its labels file names "
                              f"{len(self.labels)} labels ({', '.join(self.labels)})")
         self._input, self._output = inp["index"], out["index"]
+        # Fully quantised models (the OpenMV camera's int8 model) take and give integers.
+        self._in_dtype, self._in_q = inp["dtype"], inp["quantization"]
+        self._out_dtype, self._out_q = out["dtype"], out["quantization"]
+        self.quantized = self._in_dtype != np.float32
         self._dynamic_batch = int(inp.get("shape_signature", inp["shape"])[0]) == -1
         # One interpreter per batch size (1, 2, 4, 8, ...): resizing a single interpreter back and
         # forth as the number of faces changes would re-prepare the graph on many frames.
@@ -119,9 +123,17 @@ class EmotionModel:
             interp = self._interpreters[size] = self._new_interpreter(size)
         if size != n:
             batch = np.concatenate([batch, np.zeros((size - n, *batch.shape[1:]), np.float32)])
+        if self.quantized:
+            scale, zero = self._in_q
+            info = np.iinfo(self._in_dtype)
+            batch = np.clip(np.round(batch / scale) + zero, info.min, info.max).astype(self._in_dtype)
         interp.set_tensor(self._input, batch)
         interp.invoke()
-        return interp.get_tensor(self._output)[:n].copy()
+        out = interp.get_tensor(self._output)[:n]
+        if self._out_dtype != np.float32:
+            scale, zero = self._out_q
+            return ((out.astype(np.float32) - zero) * scale).astype(np.float32)
+        return out.copy()
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         """Probabilities (N, labels) for a float32 (N,48,48,1) batch in [0,1]; all faces in one call."""

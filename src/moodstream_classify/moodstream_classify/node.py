@@ -31,10 +31,8 @@ from .model import EmotionModel, default_model_path
 from .primary import PrimaryFaceSelector
 from .tracking import IouTracker
 
-DEFAULTS = {
-    "model_path": "",  # empty: models/emotion.tflite of the installed moodstream package
-    "labels_path": "",  # empty: the .json beside the model
-    "num_threads": 1,
+#: Tracking, smoothing and primary-face parameters (shared with the OpenMV host node).
+ESTIMATOR_DEFAULTS = {
     "smoothing": "ema",  # ema | window | none
     "smoothing_alpha": 0.4,
     "smoothing_window": 8,
@@ -44,9 +42,27 @@ DEFAULTS = {
     "max_missed_frames": 10,
     "primary_switch_ratio": 1.3,
     "primary_hold_frames": 5,
+}
+
+DEFAULTS = {
+    "model_path": "",  # empty: models/emotion.tflite of the installed moodstream package
+    "labels_path": "",  # empty: the .json beside the model
+    "num_threads": 1,
+    **ESTIMATOR_DEFAULTS,
     "annotate": "auto",  # auto (only while emotion/image has subscribers) | always | never
     "frame_buffer": 15,  # frames kept to match emotion/image with its source image
 }
+
+
+def estimator_from_params(p: dict, model: EmotionModel | None, labels: list[str] | None = None) -> EmotionEstimator:
+    return EmotionEstimator(
+        model,
+        IouTracker(p["iou_threshold"], p["max_missed_frames"]),
+        SmoothingConfig(p["smoothing"], p["smoothing_alpha"], p["smoothing_window"], p["switch_margin"],
+                        p["hold_frames"]),
+        PrimaryFaceSelector(p["primary_switch_ratio"], p["primary_hold_frames"]),
+        labels=labels,
+    )
 
 
 class ClassifyNode(Node):
@@ -57,13 +73,7 @@ class ClassifyNode(Node):
             raise ValueError(f"parameter annotate must be auto, always or never, got {p['annotate']!r}")
         model_path = Path(p["model_path"]) if p["model_path"] else default_model_path()
         self.model = EmotionModel(model_path, p["labels_path"] or None, p["num_threads"])
-        self.estimator = EmotionEstimator(
-            self.model,
-            IouTracker(p["iou_threshold"], p["max_missed_frames"]),
-            SmoothingConfig(p["smoothing"], p["smoothing_alpha"], p["smoothing_window"], p["switch_margin"],
-                            p["hold_frames"]),
-            PrimaryFaceSelector(p["primary_switch_ratio"], p["primary_hold_frames"]),
-        )
+        self.estimator = estimator_from_params(p, self.model)
         self.model_id = f"{self.model.name}@{self.model.version}"
         self.stats = StageStats()
         self._last_error = ""

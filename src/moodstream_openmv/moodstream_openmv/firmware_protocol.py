@@ -1,0 +1,1 @@
+../../../firmware/openmv/moodstream_fw.py

@@ -1,0 +1,162 @@
+"""OpenMV host node: reads the camera's UART frames with pyserial and publishes the same emotion
+messages as the host pipeline, on ``openmv/emotions`` and ``openmv/emotion`` (remap them to
+``emotions`` / ``emotion`` to stand in for the host pipeline)."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import serial
+from diagnostic_msgs.msg import DiagnosticStatus
+from rclpy.node import Node
+from std_msgs.msg import Header
+
+from moodstream_capture.sources import Backoff
+from moodstream_classify.convert import to_messages
+from moodstream_classify.node import ESTIMATOR_DEFAULTS, estimator_from_params
+from moodstream_common.preprocess import Box
+from moodstream_common.ros import RESULT_QOS, DiagnosticsPublisher, declare_parameters, diagnostic_status, run_node
+from moodstream_interfaces.msg import Emotion, EmotionArray
+
+from .firmware_protocol import LABELS
+from .protocol import BareLabel, CameraError, FacesFrame, Heartbeat, LineParser
+
+DEFAULTS = {
+    "port": "/dev/ttyACM0",  # the camera's USB serial, or a UART adapter on UART3
+    "baud": 115200,
+    "accept_bare_labels": True,  # the original firmware's label-only lines
+    "frame_id": "openmv",
+    "image_width": 320,  # the firmware's frame size (QVGA)
+    "image_height": 240,
+    "poll_hz": 100.0,
+    "silent_after_s": 3.0,  # no valid frame for this long: the link is reported silent
+    "reconnect_max_s": 5.0,
+    **ESTIMATOR_DEFAULTS,
+}
+
+
+class OpenMVNode(Node):
+    def __init__(self, name: str = "openmv", **kwargs) -> None:
+        super().__init__(name, **kwargs)
+        self.params = p = declare_parameters(self, DEFAULTS)
+        self.parser = LineParser(accept_bare_labels=p["accept_bare_labels"])
+        self.estimator = estimator_from_params(p, None, list(LABELS))
+        self.emotions_pub = self.create_publisher(EmotionArray, "openmv/emotions", RESULT_QOS)
+        self.emotion_pub = self.create_publisher(Emotion, "openmv/emotion", RESULT_QOS)
+        self._serial: serial.Serial | None = None
+        self._backoff = Backoff(maximum=p["reconnect_max_s"])
+        self._retry_at = 0.0
+        self._last_valid = 0.0
+        self.reconnects = 0
+        self.link_error = ""
+        self.camera_error = ""
+        self.camera_fps = 0.0
+        self.camera_t_ms = -1
+        self.timer = self.create_timer(1.0 / p["poll_hz"], self.poll)
+        self.diagnostics = DiagnosticsPublisher(self)
+        self.diagnostics.add(self._diagnostic)
+
+    # -- the link ---------------------------------------------------------------------------------
+    @property
+    def link_state(self) -> str:
+        if self._serial is None:
+            return "down"
+        silent = time.monotonic() - self._last_valid > self.params["silent_after_s"]
+        return "silent" if silent else "up"
+
+    def _open(self) -> None:
+        port = self.params["port"]
+        try:
+            self._serial = serial.Serial(port, self.params["baud"], timeout=0)
+        except (serial.SerialException, OSError) as err:
+            self._fail(f"cannot open {port}: {err}")
+            return
+        self.parser.reset_sequence()
+        self._last_valid = time.monotonic()
+        if self._backoff.attempts:
+            self.reconnects += 1
+            self.get_logger().info(f"{port} is back (reconnect {self.reconnects})")
+        else:
+            self.get_logger().info(f"reading the OpenMV camera on {port} at {self.params['baud']} baud")
+        self._backoff.reset()
+        self.link_error = ""
+
+    def _fail(self, message: str) -> None:
+        if self._serial is not None:
+            try:
+                self._serial.close()
+            except (serial.SerialException, OSError):
+                pass
+            self._serial = None
+        delay = self._backoff.next_delay()
+        self._retry_at = time.monotonic() + delay
+        self.link_error = message
+        self.get_logger().warning(f"{message}; retrying in {delay:.1f} s", throttle_duration_sec=10.0)
+
+    def poll(self) -> None:
+        if self._serial is None:
+            if time.monotonic() >= self._retry_at:
+                self._open()
+            return
+        try:
+            data = self._serial.read(4096)
+        except (serial.SerialException, OSError) as err:
+            self._fail(f"lost {self.params['port']}: {err}")
+            return
+        if data:
+            for event in self.parser.feed(data):
+                self._last_valid = time.monotonic()
+                self.on_event(event)
+
+    # -- frames to messages -----------------------------------------------------------------------
+    def on_event(self, event) -> None:
+        p = self.params
+        if isinstance(event, CameraError):
+            self.camera_error = event.message
+            self.get_logger().error(f"the camera reports: {event.message}")
+            return
+        boxes, probs = [], []
+        if isinstance(event, FacesFrame):
+            self.camera_t_ms = event.t_ms
+            self.camera_error = ""
+            for face in event.faces:
+                boxes.append(Box(*face.box))
+                probs.append(face.probabilities)
+        elif isinstance(event, BareLabel):
+            # The original firmware sends neither box nor confidence: the whole frame, label certain.
+            boxes.append(Box(0, 0, p["image_width"], p["image_height"]))
+            probs.append([1.0 if label == event.label else 0.0 for label in LABELS])
+        elif isinstance(event, Heartbeat):
+            self.camera_t_ms, self.camera_fps = event.t_ms, event.fps
+            self.camera_error = ""
+        result = self.estimator.update(boxes, [1.0] * len(boxes), np.asarray(probs, np.float32).reshape(-1, 6))
+        header = Header(stamp=self.get_clock().now().to_msg(), frame_id=p["frame_id"])
+        array, primary = to_messages(result, header, list(LABELS), p["image_width"], p["image_height"],
+                                     "openmv-int8")
+        self.emotions_pub.publish(array)
+        self.emotion_pub.publish(primary)
+
+    def _diagnostic(self) -> DiagnosticStatus:
+        c = self.parser.counters
+        values = {"link": self.link_state, "port": self.params["port"], "frames": c.frames,
+                  "checksum_errors": c.checksum_errors, "malformed": c.malformed, "dropped_frames": c.dropped,
+                  "duplicates": c.duplicates, "garbage_bytes": c.garbage_bytes, "bare_label_lines": c.bare_lines,
+                  "reconnects": self.reconnects, "camera_fps": f"{self.camera_fps:.1f}",
+                  "camera_time_ms": self.camera_t_ms}
+        if self.link_error:
+            return diagnostic_status(self, "openmv", "error", self.link_error, values)
+        if self.camera_error:
+            return diagnostic_status(self, "openmv", "error", f"camera: {self.camera_error}", values)
+        if self.link_state == "silent":
+            return diagnostic_status(self, "openmv", "warn", "no valid frame from the camera", values)
+        return diagnostic_status(self, "openmv", "ok", "receiving", values)
+
+    def destroy_node(self) -> None:
+        if self._serial is not None:
+            self._serial.close()
+        super().destroy_node()
+
+
+def main(args: list[str] | None = None) -> None:
+    run_node(OpenMVNode, args)

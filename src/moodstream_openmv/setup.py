@@ -1,0 +1,20 @@
+from setuptools import setup
+
+package_name = "moodstream_openmv"
+
+setup(
+    name=package_name,
+    version="0.1.0",
+    packages=[package_name],
+    data_files=[
+        ("share/ament_index/resource_index/packages", ["resource/" + package_name]),
+        ("share/" + package_name, ["package.xml"]),
+    ],
+    install_requires=["setuptools"],
+    zip_safe=True,
+    maintainer="MoodStream maintainers",
+    maintainer_email="maintainers@moodstream.dev",
+    description="MoodStream OpenMV host node.",
+    license="Apache-2.0",
+    entry_points={"console_scripts": ["openmv_node = moodstream_openmv.node:main"]},
+)

@@ -1,0 +1,91 @@
+"""The OpenMV path end to end: the firmware under CPython writing into a pty, the real host node
+reading it through pyserial, real ROS topics; and a cable pulled and plugged back in."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from diagnostic_msgs.msg import DiagnosticArray
+from helpers import Collector, NodeProcess
+
+from moodstream_common.ros import RESULT_QOS
+from moodstream_interfaces.msg import Emotion, EmotionArray
+
+pytestmark = [pytest.mark.ros, pytest.mark.slow]
+SIM = Path(__file__).resolve().parents[1] / "openmv" / "camera_sim.py"
+
+
+def start_sim(link: Path, *args: str) -> subprocess.Popen:
+    proc = subprocess.Popen([sys.executable, str(SIM), str(link), *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    assert proc.stdout.readline().strip() == "plugged", proc.stdout.read()
+    return proc
+
+
+def diag_values(collector: Collector) -> dict[str, str]:
+    for array in reversed(collector.messages["/diagnostics"]):
+        for status in array.status:
+            if "openmv" in status.name:
+                return {kv.key: kv.value for kv in status.values}
+    return {}
+
+
+def test_firmware_to_ros_topics(tmp_path):
+    link = tmp_path / "ttyOPENMV"
+    collector = Collector()
+    collector.subscribe(EmotionArray, "/emotions", RESULT_QOS)
+    collector.subscribe(Emotion, "/emotion", RESULT_QOS)
+    collector.subscribe(DiagnosticArray, "/diagnostics", 10)
+    # The node first: it waits for the camera (the link does not exist yet) and reports so.
+    node = NodeProcess("openmv_node", tmp_path, {"port": str(link), "reconnect_max_s": 0.5},
+                       remaps={"openmv/emotions": "emotions", "openmv/emotion": "emotion"})
+    assert collector.spin_until(lambda: diag_values(collector).get("link") == "down", timeout=30), node.output()
+    sim = start_sim(link, "--frames", "120")
+    try:
+        assert collector.spin_until(lambda: sum(bool(m.faces) for m in collector.messages["/emotions"]) >= 20,
+                                    timeout=60), node.output() + sim.stdout.read()
+        collector.spin_until(lambda: int(diag_values(collector).get("frames", 0)) >= 20, timeout=5)
+    finally:
+        sim.wait(timeout=60)
+        node.stop()
+        collector.close()
+    arrays = [m for m in collector.messages["/emotions"] if m.faces]
+    face = arrays[-1].faces[0]
+    assert list(face.labels) == ["happy", "sad", "angry", "neutral", "surprised", "fearful"]
+    assert abs(sum(face.probabilities) - 1) < 0.02  # per-mille resolution on the wire
+    assert 20 <= face.roi.width <= 240 and face.roi.x_offset + face.roi.width <= 320
+    assert arrays[-1].model == "openmv-int8" and arrays[-1].header.frame_id == "openmv"
+    assert Counter(f.track_id for a in arrays for f in a.faces).most_common(1)[0][1] >= 0.9 * len(arrays)
+    present = [e for e in collector.messages["/emotion"] if e.face_present]
+    assert Counter(e.face.smoothed_label for e in present).most_common(1)[0][0] == "happy"
+    values = diag_values(collector)
+    assert int(values["frames"]) >= 20 and values["checksum_errors"] == "0" and values["dropped_frames"] == "0"
+
+
+def test_unplug_and_replug_is_recovered_and_reported(tmp_path):
+    link = tmp_path / "ttyOPENMV"
+    collector = Collector()
+    collector.subscribe(EmotionArray, "/openmv/emotions", RESULT_QOS)
+    collector.subscribe(DiagnosticArray, "/diagnostics", 10)
+    node = NodeProcess("openmv_node", tmp_path, {"port": str(link), "reconnect_max_s": 0.5})
+    assert collector.spin_until(lambda: bool(diag_values(collector)), timeout=30), node.output()
+    sim = start_sim(link, "--frames", "150", "--unplug-after", "60", "--down-s", "2")
+    try:
+        assert collector.spin_until(lambda: diag_values(collector).get("link") == "up", timeout=30), node.output()
+        assert collector.spin_until(lambda: diag_values(collector).get("link") == "down", timeout=60), node.output()
+        seen_before = len(collector.messages["/openmv/emotions"])
+        assert collector.spin_until(lambda: int(diag_values(collector).get("reconnects", 0)) >= 1
+                                    and diag_values(collector).get("link") == "up", timeout=30), node.output()
+        assert collector.spin_until(lambda: len(collector.messages["/openmv/emotions"]) > seen_before + 10,
+                                    timeout=30)
+    finally:
+        sim.wait(timeout=60)
+        node.stop()
+        collector.close()
+    out = node.output()
+    assert f"lost {link}" in out or f"cannot open {link}" in out
+    assert "is back (reconnect 1)" in out and "Traceback" not in out

@@ -1,0 +1,211 @@
+"""Runs the OpenMV firmware (firmware/openmv/main.py, unchanged) under CPython.
+
+Small stand-ins replace the camera's modules (sensor, image, ml, machine, and the MicroPython
+parts of time): the sensor returns frames of the synthetic scene (a real photographed face),
+Haar detection is OpenCV's, the ml model runs emotion_int8.tflite with ai-edge-litert, and the
+UART writes into a pty whose slave is reached through a symlink, like /dev/serial/by-id.
+
+    python camera_sim.py LINK --frames N [--unplug-after K --down-s S] [--faces 1]
+
+With --unplug-after, the pty is closed after K frames (the cable is pulled), the link is gone
+for S seconds, then a new pty appears under the same link and the firmware starts again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pty
+import runpy
+import sys
+import time as real_time
+import tty
+import types
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[2]
+FIRMWARE = ROOT / "firmware" / "openmv"
+sys.path.insert(0, str(FIRMWARE))
+
+
+class CameraStop(Exception):
+    """The simulated camera is switched off."""
+
+
+class Port:
+    """One pty pair under a stable symlink."""
+
+    def __init__(self, link: Path) -> None:
+        self.link = link
+        self.master = self.slave = None
+
+    def plug(self) -> None:
+        self.master, self.slave = pty.openpty()
+        tty.setraw(self.slave)
+        tmp = self.link.with_suffix(".tmp")
+        tmp.unlink(missing_ok=True)
+        tmp.symlink_to(os.ttyname(self.slave))
+        tmp.replace(self.link)
+
+    def unplug(self) -> None:
+        self.link.unlink(missing_ok=True)
+        for fd in (self.master, self.slave):
+            if fd is not None:
+                os.close(fd)
+        self.master = self.slave = None
+
+
+def install_stand_ins(port: Port, frames: int, faces: int, model_path: Path) -> None:
+    from ai_edge_litert.interpreter import Interpreter
+
+    from moodstream_capture.synthetic import SyntheticScene
+
+    scene = SyntheticScene(320, 240, faces=faces, seed=1)
+    cascade_cv = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
+    state = {"frame": 0}
+
+    class Image:
+        def __init__(self, gray: np.ndarray) -> None:
+            self.gray = gray
+
+        def width(self) -> int:
+            return self.gray.shape[1]
+
+        def height(self) -> int:
+            return self.gray.shape[0]
+
+        def find_features(self, cascade, threshold=0.5, scale_factor=1.5):
+            found = cascade_cv.detectMultiScale(self.gray, scaleFactor=scale_factor, minNeighbors=4, minSize=(30, 30))
+            return [tuple(int(v) for v in r) for r in found] if len(found) else []
+
+        def copy(self, roi, x_size, y_size):
+            x, y, w, h = roi
+            return Image(cv2.resize(self.gray[y : y + h, x : x + w], (x_size, y_size), interpolation=cv2.INTER_AREA))
+
+    sensor = types.ModuleType("sensor")
+    sensor.GRAYSCALE, sensor.QVGA = "GRAYSCALE", "QVGA"
+    sensor.reset = sensor.set_pixformat = sensor.set_framesize = lambda *a, **k: None
+    sensor.skip_frames = lambda *a, **k: None
+
+    def snapshot() -> Image:
+        if state["frame"] >= frames:
+            raise CameraStop
+        frame = scene.render(state["frame"])
+        state["frame"] += 1
+        real_time.sleep(1 / 30)
+        return Image(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY))
+
+    sensor.snapshot = snapshot
+
+    image = types.ModuleType("image")
+    image.HaarCascade = lambda name, stages=25: name
+
+    class Model:
+        def __init__(self, path, load_to_fb=False) -> None:
+            local = path.lstrip("/")
+            self.interp = Interpreter(model_path=str(model_path if local == model_path.name else local))
+            self.interp.allocate_tensors()
+            self.inp = self.interp.get_input_details()[0]
+            self.out = self.interp.get_output_details()[0]
+
+        def predict(self, inputs):
+            scale, zero = self.inp["quantization"]
+            x = np.clip(np.round(inputs[0] / scale) + zero, -128, 127).astype(np.int8).reshape(self.inp["shape"])
+            self.interp.set_tensor(self.inp["index"], x)
+            self.interp.invoke()
+            oscale, ozero = self.out["quantization"]
+            return [(self.interp.get_tensor(self.out["index"]).astype(np.float32) - ozero) * oscale]
+
+    class Normalization:
+        def __init__(self, scale=(0.0, 1.0)) -> None:
+            self.lo, self.hi = scale
+
+        def __call__(self, img: Image) -> np.ndarray:
+            return (img.gray.astype(np.float32) / 255.0 * (self.hi - self.lo) + self.lo)[..., None]
+
+    ml = types.ModuleType("ml")
+    ml.Model = Model
+    ml.preprocessing = types.SimpleNamespace(Normalization=Normalization)
+
+    machine = types.ModuleType("machine")
+
+    class UART:
+        def __init__(self, port_number, baud, timeout_char=0) -> None:
+            pass
+
+        def write(self, data: bytes) -> int:
+            return os.write(port.master, data)
+
+    class LED:
+        def __init__(self, name) -> None:
+            self.name = name
+
+        def on(self) -> None:
+            pass
+
+        def off(self) -> None:
+            pass
+
+    machine.UART, machine.LED = UART, LED
+
+    mp_time = types.ModuleType("time")
+    mp_time.__dict__.update({k: getattr(real_time, k) for k in dir(real_time) if not k.startswith("__")})
+    boot = real_time.monotonic()
+    mp_time.ticks_ms = lambda: int((real_time.monotonic() - boot) * 1000)
+
+    class Clock:
+        def __init__(self) -> None:
+            self.last, self.rate = None, 0.0
+
+        def tick(self) -> None:
+            now = real_time.monotonic()
+            if self.last is not None:
+                self.rate = 1.0 / max(1e-6, now - self.last)
+            self.last = now
+
+        def fps(self) -> float:
+            return self.rate
+
+    mp_time.clock = Clock
+    sys.modules.update({"sensor": sensor, "image": image, "ml": ml, "machine": machine, "time": mp_time})
+
+
+def run_firmware() -> None:
+    try:
+        runpy.run_path(str(FIRMWARE / "main.py"), run_name="__main__")
+    except CameraStop:
+        pass
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("link", type=Path)
+    ap.add_argument("--frames", type=int, default=60)
+    ap.add_argument("--faces", type=int, default=1)
+    ap.add_argument("--unplug-after", type=int, default=0)
+    ap.add_argument("--down-s", type=float, default=1.5)
+    ap.add_argument("--model", type=Path, default=ROOT / "models" / "emotion_int8.tflite")
+    args = ap.parse_args()
+    port = Port(args.link)
+    port.plug()
+    first = args.unplug_after or args.frames
+    install_stand_ins(port, first, args.faces, args.model)
+    print("plugged", flush=True)
+    run_firmware()
+    if args.unplug_after:
+        port.unplug()
+        print("unplugged", flush=True)
+        real_time.sleep(args.down_s)
+        port.plug()
+        install_stand_ins(port, args.frames - first, args.faces, args.model)  # the camera reboots
+        print("plugged", flush=True)
+        run_firmware()
+    real_time.sleep(1.0)  # let the host read the last frames
+    port.unplug()
+
+
+if __name__ == "__main__":
+    main()

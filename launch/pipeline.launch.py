@@ -3,6 +3,7 @@
     ros2 launch moodstream pipeline.launch.py
     ros2 launch moodstream pipeline.launch.py source:=webcam device:=/dev/video0
     ros2 launch moodstream pipeline.launch.py source:=topic image_topic:=/camera/image_raw
+    ros2 launch moodstream pipeline.launch.py source:=openmv port:=/dev/ttyACM0
     ros2 launch moodstream pipeline.launch.py namespace:=front_camera params_file:=my_params.yaml
 
 Launch arguments override the parameters file; the runner (`moodstream run`) takes the same names.
@@ -26,18 +27,21 @@ def generate_launch_description() -> LaunchDescription:
     params_file = LaunchConfiguration("params_file")
     source = LaunchConfiguration("source")
     image_topic = LaunchConfiguration("image_topic")
-    capturing = IfCondition(PythonExpression(["'", source, "' != 'topic'"]))
+    capturing = IfCondition(PythonExpression(["'", source, "' not in ('topic', 'openmv')"]))
+    on_host = IfCondition(PythonExpression(["'", source, "' != 'openmv'"]))
+    on_camera = IfCondition(PythonExpression(["'", source, "' == 'openmv'"]))
     image_remap = [("image_raw", image_topic)]
 
     return LaunchDescription([
         DeclareLaunchArgument("namespace", default_value="", description="namespace of every node and topic"),
         DeclareLaunchArgument("params_file", default_value=str(share / "config" / "params.yaml")),
         DeclareLaunchArgument("source", default_value="synthetic",
-                              description="synthetic | webcam | video | images | topic"),
+                              description="synthetic | webcam | video | images | topic | openmv"),
         DeclareLaunchArgument("device", default_value="0", description="webcam index or device path"),
         DeclareLaunchArgument("path", default_value="", description="video file or image folder"),
         DeclareLaunchArgument("image_topic", default_value="image_raw",
                               description="image topic the detector reads (a camera driver's, with source:=topic)"),
+        DeclareLaunchArgument("port", default_value="/dev/ttyACM0", description="the OpenMV camera's serial port"),
         DeclareLaunchArgument("console", default_value="false", description="log each emotion change"),
         Node(
             package="moodstream_capture", executable="capture_node", name="capture", namespace=namespace,
@@ -49,11 +53,18 @@ def generate_launch_description() -> LaunchDescription:
         ),
         Node(
             package="moodstream_detect", executable="detect_node", name="detect", namespace=namespace,
-            parameters=[params_file], remappings=image_remap, output="screen",
+            parameters=[params_file], remappings=image_remap, condition=on_host, output="screen",
         ),
         Node(
             package="moodstream_classify", executable="classify_node", name="classify", namespace=namespace,
-            parameters=[params_file], remappings=image_remap, output="screen",
+            parameters=[params_file], remappings=image_remap, condition=on_host, output="screen",
+        ),
+        Node(
+            # The camera detects and classifies; this node publishes its results as emotions/emotion.
+            package="moodstream_openmv", executable="openmv_node", name="openmv", namespace=namespace,
+            parameters=[params_file, {"port": LaunchConfiguration("port")}],
+            remappings=[("openmv/emotions", "emotions"), ("openmv/emotion", "emotion")],
+            condition=on_camera, output="screen",
         ),
         Node(
             package="moodstream_bridge", executable="console_node", name="console", namespace=namespace,

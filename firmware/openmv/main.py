@@ -6,10 +6,9 @@ import time
 
 import image
 import ml
+import moodstream_fw as fw
 import sensor
 from machine import LED, UART
-
-import moodstream_fw as fw
 
 UART_PORT = 3  # UART3: P4 = TX, P5 = RX
 UART_BAUD = 115200
@@ -46,7 +45,7 @@ def main():
         cascade = image.HaarCascade("frontalface", stages=HAAR_STAGES)
         model = ml.Model(MODEL_PATH, load_to_fb=True)
         norm = ml.preprocessing.Normalization(scale=(0.0, 1.0))
-    except Exception as err:  # noqa: BLE001 - report any start-up failure on the LED and the wire
+    except Exception as err:
         show(fw.LED_ERROR)
         uart.write(fw.encode_error(0, time.ticks_ms(), err))
         raise

@@ -12,7 +12,8 @@ setup(
         # launch/ and models/ are links to the repository's top-level folders.
         ("share/" + package_name + "/launch", ["launch/pipeline.launch.py"]),
         ("share/" + package_name + "/config", ["config/params.yaml"]),
-        ("share/" + package_name + "/models", ["models/emotion.tflite", "models/emotion.json"]),
+        ("share/" + package_name + "/models", ["models/emotion.tflite", "models/emotion.json",
+                                               "models/emotion_int8.tflite", "models/emotion_int8.json"]),
     ],
     install_requires=["setuptools"],
     zip_safe=True,

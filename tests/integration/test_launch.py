@@ -88,7 +88,7 @@ def walk(value):
 def test_every_executable_is_installed(launch_entities):
     scripts = {ep.name: ep.value for ep in importlib.metadata.entry_points(group="console_scripts")}
     nodes = nodes_of(launch_entities)
-    assert {n.kwargs["name"] for n in nodes} == {"capture", "detect", "classify", "console"}
+    assert {n.kwargs["name"] for n in nodes} == {"capture", "detect", "classify", "openmv", "console"}
     for node in nodes:
         pkg, exe = node.kwargs["package"], node.kwargs["executable"]
         assert exe in scripts and scripts[exe].startswith(f"{pkg}."), f"{pkg}/{exe} is not installed"
@@ -125,8 +125,10 @@ def test_remappings_name_topics_the_nodes_use(launch_entities):
     from moodstream_capture.node import CaptureNode
     from moodstream_classify.node import ClassifyNode
     from moodstream_detect.node import DetectNode
+    from moodstream_openmv.node import OpenMVNode
 
-    classes = {"capture": CaptureNode, "detect": DetectNode, "classify": ClassifyNode, "console": ConsoleNode}
+    classes = {"capture": CaptureNode, "detect": DetectNode, "classify": ClassifyNode, "console": ConsoleNode,
+               "openmv": OpenMVNode}
     context = Context()
     rclpy.init(context=context)
     try:
@@ -143,7 +145,18 @@ def test_remappings_name_topics_the_nodes_use(launch_entities):
         rclpy.try_shutdown(context=context)
 
 
-def test_topic_source_skips_capture(launch_entities):
-    capture = next(n for n in nodes_of(launch_entities) if n.kwargs["name"] == "capture")
-    expr = next(r for r in walk(capture.kwargs["condition"]) if type(r).__name__ == "PythonExpression")
-    assert "!= 'topic'" in "".join(x for x in expr.args[0] if isinstance(x, str))
+def condition_text(node) -> str:
+    expr = next(r for r in walk(node.kwargs["condition"]) if type(r).__name__ == "PythonExpression")
+    return "".join(x if isinstance(x, str) else "<source>" for x in expr.args[0])
+
+
+@pytest.mark.parametrize("source,expected", [
+    ("synthetic", {"capture", "detect", "classify"}), ("topic", {"detect", "classify"}), ("openmv", {"openmv"})])
+def test_source_picks_the_nodes(launch_entities, source, expected):
+    running = set()
+    for node in nodes_of(launch_entities):
+        if node.kwargs["name"] == "console":
+            continue
+        if eval(condition_text(node).replace("<source>", source)):  # the launch file's own expression
+            running.add(node.kwargs["name"])
+    assert running == expected

@@ -89,3 +89,15 @@ def test_unplug_and_replug_is_recovered_and_reported(tmp_path):
     out = node.output()
     assert f"lost {link}" in out or f"cannot open {link}" in out
     assert "is back (reconnect 1)" in out and "Traceback" not in out
+
+
+def test_runner_reads_the_camera(tmp_path):
+    link = tmp_path / "ttyOPENMV"
+    runner = subprocess.Popen([str(Path(sys.executable).parent / "moodstream"), "run", "--source", "openmv", str(link),
+                               "--duration", "12", "-p", "openmv.reconnect_max_s=0.5"],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    sim = start_sim(link, "--frames", "150")
+    out, _ = runner.communicate(timeout=60)
+    sim.wait(timeout=30)
+    assert runner.returncode == 0, out
+    assert "face #1: happy" in out

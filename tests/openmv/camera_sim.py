@@ -14,6 +14,7 @@ for S seconds, then a new pty appears under the same link and the firmware start
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import pty
 import runpy
@@ -31,7 +32,7 @@ FIRMWARE = ROOT / "firmware" / "openmv"
 sys.path.insert(0, str(FIRMWARE))
 
 
-class CameraStop(Exception):
+class CameraStopped(Exception):  # noqa: N818 - a state, not an error
     """The simulated camera is switched off."""
 
 
@@ -92,7 +93,7 @@ def install_stand_ins(port: Port, frames: int, faces: int, model_path: Path) -> 
 
     def snapshot() -> Image:
         if state["frame"] >= frames:
-            raise CameraStop
+            raise CameraStopped
         frame = scene.render(state["frame"])
         state["frame"] += 1
         real_time.sleep(1 / 30)
@@ -174,10 +175,8 @@ def install_stand_ins(port: Port, frames: int, faces: int, model_path: Path) -> 
 
 
 def run_firmware() -> None:
-    try:
+    with contextlib.suppress(CameraStopped):
         runpy.run_path(str(FIRMWARE / "main.py"), run_name="__main__")
-    except CameraStop:
-        pass
 
 
 def main() -> None:

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from moodstream_openmv.protocol import BareLabel, CameraError, FacesFrame, Heartbeat, LineParser
 
 from moodstream_openmv import firmware_protocol as fw
-from moodstream_openmv.protocol import BareLabel, CameraError, FacesFrame, Heartbeat, LineParser
 
 ROOT = Path(__file__).resolve().parents[2]
 PROBS = [0.71, 0.05, 0.04, 0.1, 0.06, 0.04]

@@ -44,6 +44,7 @@ def test_source_flags_map_to_capture_parameters(face_clip):
         {"capture": {"source": "video", "path": str(face_clip)}}, None)
     assert source_overrides(["webcam"]) == ({"capture": {"source": "webcam", "device": "0"}}, None)
     assert source_overrides(["topic", "/cam/image_raw"]) == ({}, "/cam/image_raw")
+    assert source_overrides(["openmv", "/dev/ttyUSB1"]) == ({"openmv": {"port": "/dev/ttyUSB1"}}, None)
     for bad in (["video"], ["video", "/no/such/clip.mp4"], ["topic"], ["ftp"], ["webcam", "0", "1"]):
         with pytest.raises(ConfigError):
             source_overrides(bad)

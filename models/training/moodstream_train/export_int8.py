@@ -12,6 +12,7 @@ parameters, size and the largest activation tensors (what the camera's tensor ar
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import hashlib
 import json
 import logging
@@ -82,7 +83,7 @@ def main(argv: list[str] | None = None) -> None:
     model, ckpt = load_checkpoint(args.checkpoint, torch.device("cpu"))
     trunk = build_keras_trunk(ckpt["spec"])
     copy_weights(model, trunk)
-    images, labels = load_split(args.data, "Training")
+    images, _ = load_split(args.data, "Training")
     rng = np.random.default_rng(args.seed)
     pick = rng.choice(len(images), size=args.calibration, replace=False)
     tflite = convert_int8(trunk, images[pick].astype(np.float32) / 255.0)
@@ -92,8 +93,10 @@ def main(argv: list[str] | None = None) -> None:
 
     interp = Interpreter(model_content=tflite)
     inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
+    digest = hashlib.sha256(tflite).hexdigest()
     meta = {
         "name": "moodstream-emotion-int8",
+        "version": f"{dt.date.today():%Y.%m.%d}-{digest[:8]}",
         "labels": list(LABELS),
         "input": {"shape": [int(v) for v in inp["shape"]], "dtype": "int8",
                   "scale": float(inp["quantization"][0]), "zero_point": int(inp["quantization"][1]),
@@ -102,7 +105,7 @@ def main(argv: list[str] | None = None) -> None:
                    "zero_point": int(out["quantization"][1]), "meaning": "softmax probabilities in label order"},
         "architecture": {"spec": ckpt["spec"], "params": ckpt.get("summary", {}).get("params")},
         "calibration": {"split": "Training", "images": args.calibration, "seed": args.seed},
-        "sha256": hashlib.sha256(tflite).hexdigest(),
+        "sha256": digest,
         "size_bytes": len(tflite),
         "memory": arena_estimate(tflite),
     }

@@ -19,11 +19,14 @@ from pathlib import Path
 
 from .params import ConfigError, Overrides, load_params_file, merge, parse_assignments
 
-SOURCE_HELP = "synthetic | webcam [DEVICE] | video PATH | images DIR | topic NAME"
+SOURCE_HELP = "synthetic | webcam [DEVICE] | video PATH | images DIR | topic NAME | openmv [PORT]"
 
 
 def source_overrides(tokens: list[str]) -> tuple[Overrides, str | None]:
-    """``--source`` tokens -> capture parameters, or the image topic to read in 'topic' mode."""
+    """``--source`` tokens -> node parameters, and the image topic to read in 'topic' mode.
+
+    With ``openmv`` the returned parameters are the OpenMV host node's (and no camera node runs).
+    """
     kind, args = tokens[0], tokens[1:]
     if len(args) > 1:
         raise ConfigError(f"--source {kind} takes at most one argument, got {' '.join(args)}")
@@ -31,6 +34,8 @@ def source_overrides(tokens: list[str]) -> tuple[Overrides, str | None]:
         if not args:
             raise ConfigError("--source topic needs the image topic, e.g. --source topic /camera/image_raw")
         return {}, args[0]
+    if kind == "openmv":
+        return {"openmv": {"port": args[0] if args else "/dev/ttyACM0"}}, None
     if kind in ("video", "images"):
         if not args:
             raise ConfigError(f"--source {kind} needs a path")
@@ -101,8 +106,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                     f"instead of opencv-python-headless): {err}"
                 ) from None
 
-    pipeline = Pipeline(overrides, image_topic=topic, namespace=args.namespace, console_sink=print,
-                        want_images=args.display, on_image=display)
+    pipeline = Pipeline(overrides, image_topic=topic, openmv=args.source[0] == "openmv", namespace=args.namespace,
+                        console_sink=print, want_images=args.display, on_image=display)
     try:
         summary = pipeline.run(args.duration, should_stop=lambda: stop["requested"])
     except KeyboardInterrupt:

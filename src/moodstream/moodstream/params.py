@@ -12,11 +12,13 @@ import yaml
 from moodstream_capture.node import DEFAULTS as CAPTURE_DEFAULTS
 from moodstream_classify.node import DEFAULTS as CLASSIFY_DEFAULTS
 from moodstream_detect.node import DEFAULTS as DETECT_DEFAULTS
+from moodstream_openmv.node import DEFAULTS as OPENMV_DEFAULTS
 
 NODE_DEFAULTS: dict[str, Mapping[str, Any]] = {
     "capture": CAPTURE_DEFAULTS,
     "detect": DETECT_DEFAULTS,
     "classify": CLASSIFY_DEFAULTS,
+    "openmv": OPENMV_DEFAULTS,
 }
 
 Overrides = dict[str, dict[str, Any]]

@@ -27,6 +27,7 @@ from moodstream_common.image_conv import image_to_numpy
 from moodstream_common.ros import IMAGE_QOS, RESULT_QOS, prepare_environment
 from moodstream_detect.node import DetectNode
 from moodstream_interfaces.msg import Emotion, EmotionArray
+from moodstream_openmv.node import OpenMVNode
 
 from .params import Overrides
 
@@ -84,13 +85,15 @@ class Observer(Node):
 
 
 class Pipeline:
-    """capture -> detect -> classify -> console (+ observer), built from per-node parameters."""
+    """capture -> detect -> classify -> console (+ observer), built from per-node parameters; or the
+    OpenMV host node in place of the three stages."""
 
     def __init__(
         self,
         overrides: Overrides,
         *,
         image_topic: str | None = None,
+        openmv: bool = False,
         namespace: str = "",
         console_sink: Callable[[str], None] | None = None,
         want_images: bool = False,
@@ -107,11 +110,15 @@ class Pipeline:
             def params(node: str) -> list[Parameter]:
                 return [Parameter(k, value=v) for k, v in overrides.get(node, {}).items()]
 
-            self.capture = None
-            if image_topic is None:
-                self.capture = self._add(CaptureNode(parameter_overrides=params("capture"), **common))
-            self.detect = self._add(DetectNode(parameter_overrides=params("detect"), **common, **remap))
-            self.classify = self._add(ClassifyNode(parameter_overrides=params("classify"), **common, **remap))
+            self.capture = self.detect = self.classify = self.openmv = None
+            if openmv:  # the camera detects and classifies; its host node publishes emotions/emotion
+                self.openmv = self._add(OpenMVNode(parameter_overrides=params("openmv"), cli_args=[
+                    "--ros-args", "-r", "openmv/emotions:=emotions", "-r", "openmv/emotion:=emotion"], **common))
+            else:
+                if image_topic is None:
+                    self.capture = self._add(CaptureNode(parameter_overrides=params("capture"), **common))
+                self.detect = self._add(DetectNode(parameter_overrides=params("detect"), **common, **remap))
+                self.classify = self._add(ClassifyNode(parameter_overrides=params("classify"), **common, **remap))
             self.console = self._add(ConsoleNode(sink=console_sink, **common))
             self.observer = self._add(Observer(want_images, on_image, **common))
             self.executor = SingleThreadedExecutor(context=self.context)

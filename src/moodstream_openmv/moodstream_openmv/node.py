@@ -4,6 +4,7 @@ messages as the host pipeline, on ``openmv/emotions`` and ``openmv/emotion`` (re
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 import numpy as np
@@ -84,10 +85,8 @@ class OpenMVNode(Node):
 
     def _fail(self, message: str) -> None:
         if self._serial is not None:
-            try:
+            with contextlib.suppress(serial.SerialException, OSError):
                 self._serial.close()
-            except (serial.SerialException, OSError):
-                pass
             self._serial = None
         delay = self._backoff.next_delay()
         self._retry_at = time.monotonic() + delay

@@ -1,0 +1,40 @@
+"""The camera's int8 model against the float16 model."""
+
+import json
+
+import numpy as np
+import pytest
+
+from moodstream.fer2013 import load_split
+from moodstream_classify.model import EmotionModel
+from moodstream_common.preprocess import to_model_input
+
+
+@pytest.fixture(scope="module")
+def models(repo_root):
+    return (EmotionModel(repo_root / "models" / "emotion.tflite", num_threads=2),
+            EmotionModel(repo_root / "models" / "emotion_int8.tflite"))
+
+
+def test_int8_contract(models, repo_root):
+    fp16, int8 = models
+    assert int8.quantized and int8.labels == fp16.labels
+    meta = json.loads((repo_root / "models" / "emotion_int8.json").read_text())
+    assert meta["input"]["dtype"] == "int8" and meta["input"]["shape"] == [1, 48, 48, 1]
+    assert (repo_root / "models" / "emotion_int8.tflite").stat().st_size == meta["size_bytes"] < 2_000_000
+
+
+def test_int8_agrees_with_float16(models, fer2013_dir, repo_root):
+    fp16, int8 = models
+    if (fer2013_dir / "fer2013_PublicTest.npz.xz").is_file():
+        images, _ = load_split(fer2013_dir, "PublicTest", fp16.labels)
+        images = images[::7]  # 505 faces
+    else:  # the committed reference patterns (not faces) still exercise the whole graph
+        images = np.load(repo_root / "models" / "emotion_reference.npz")["images"]
+    x = to_model_input(list(images))
+    a, b = fp16.predict(x), int8.predict(x)
+    agreement = float((a.argmax(1) == b.argmax(1)).mean())
+    print(f"int8 vs float16 top-1 agreement on {len(x)} inputs: {agreement:.1%}, "
+          f"mean |diff| {np.abs(a - b).mean():.4f}")
+    assert agreement >= 0.95
+    assert np.abs(a - b).max() < 0.15

@@ -121,11 +121,12 @@ def test_every_launch_configuration_is_declared(launch_entities):
 
 
 def test_remappings_name_topics_the_nodes_use(launch_entities):
+    from moodstream_openmv.node import OpenMVNode
+
     from moodstream_bridge.console_node import ConsoleNode
     from moodstream_capture.node import CaptureNode
     from moodstream_classify.node import ClassifyNode
     from moodstream_detect.node import DetectNode
-    from moodstream_openmv.node import OpenMVNode
 
     classes = {"capture": CaptureNode, "detect": DetectNode, "classify": ClassifyNode, "console": ConsoleNode,
                "openmv": OpenMVNode}

@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from moodstream_openmv.node import DEFAULTS as OPENMV_DEFAULTS
 
 from moodstream_capture.node import DEFAULTS as CAPTURE_DEFAULTS
 from moodstream_classify.node import DEFAULTS as CLASSIFY_DEFAULTS
 from moodstream_detect.node import DEFAULTS as DETECT_DEFAULTS
-from moodstream_openmv.node import DEFAULTS as OPENMV_DEFAULTS
 
 NODE_DEFAULTS: dict[str, Mapping[str, Any]] = {
     "capture": CAPTURE_DEFAULTS,

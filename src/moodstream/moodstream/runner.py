@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import rclpy
+from moodstream_openmv.node import OpenMVNode
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
@@ -27,7 +28,6 @@ from moodstream_common.image_conv import image_to_numpy
 from moodstream_common.ros import IMAGE_QOS, RESULT_QOS, prepare_environment
 from moodstream_detect.node import DetectNode
 from moodstream_interfaces.msg import Emotion, EmotionArray
-from moodstream_openmv.node import OpenMVNode
 
 from .params import Overrides
 

@@ -13,3 +13,4 @@ python -m moodstream_train.train --data "$DATA" --spec "64,64|128,128|256,256|51
 python -m moodstream_train.train --data "$DATA" --spec "32|64|128,128|256,256" --epochs 80 \
   --teacher "$RUNS/teacher/final.pt" --out "$RUNS/student" --resume
 python -m moodstream_train.export "$RUNS/student/final.pt" --no-flip-tta --out "$ROOT/models/emotion.tflite"
+python -m moodstream_train.export_int8 "$RUNS/student/final.pt" --data "$DATA" --out "$ROOT/models/emotion_int8.tflite"

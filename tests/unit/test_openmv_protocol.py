@@ -144,3 +144,11 @@ def test_damaged_streams_yield_only_sent_frames(lines, data):
     got += parser.feed(bytes(stream[pos:]))
     for event in got:
         assert event in sent, event
+
+
+def test_the_documented_examples_are_valid_frames():
+    doc = (ROOT / "docs" / "openmv-protocol.md").read_text()
+    lines = [line for line in doc.splitlines() if line.startswith("$MSE,1,")]
+    assert len(lines) == 3
+    events = LineParser().feed("".join(line + "\n" for line in lines).encode())
+    assert [type(e).__name__ for e in events] == ["FacesFrame", "Heartbeat", "CameraError"]

@@ -67,14 +67,15 @@ if [ "$(cat "$msgs_stamp" 2>/dev/null)" != "$msgs_hash" ]; then
   echo "$msgs_hash" > "$msgs_stamp"
 fi
 
-if [ $WITH_TEST = 1 ] && ! command -v docker-compose > /dev/null; then
-  # Validates docker/compose.yaml in the tests (no Docker engine is needed for that).
+# Services the tests run for real: Mosquitto (MQTT), and docker-compose to validate
+# docker/compose.yaml (no Docker engine is needed for that).
+if [ $WITH_TEST = 1 ] && { ! command -v docker-compose > /dev/null || [ ! -x /usr/sbin/mosquitto ]; }; then
   if [ "$(id -u)" = 0 ] && command -v apt-get > /dev/null; then
-    echo "[setup] installing docker-compose (Debian) for the compose file test"
+    echo "[setup] installing docker-compose and mosquitto (Debian) for the tests"
     apt-get update -qq > /dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose > /dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose mosquitto mosquitto-clients > /dev/null
   else
-    echo "[setup] docker-compose is missing and this is not root: the compose file test will be skipped"
+    echo "[setup] docker-compose or mosquitto is missing and this is not root: their tests will be skipped"
   fi
 fi
 

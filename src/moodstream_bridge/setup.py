@@ -16,5 +16,6 @@ setup(
     maintainer_email="maintainers@moodstream.dev",
     description="MoodStream bridge.",
     license="Apache-2.0",
-    entry_points={"console_scripts": ["console_node = moodstream_bridge.console_node:main"]},
+    entry_points={"console_scripts": ["console_node = moodstream_bridge.console_node:main",
+                                       "bridge_node = moodstream_bridge.bridge_node:main"]},
 )

@@ -61,13 +61,30 @@ def add_pipeline_args(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--detector", help="detect.detector")
     ap.add_argument("--model", help="classify.model_path")
     ap.add_argument("--duration", type=float, help="stop after this many seconds")
+    add_bridge_args(ap)
 
 
-def flag_overrides(args: argparse.Namespace) -> Overrides:
+def add_bridge_args(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument("--mqtt", metavar="mqtt[s]://HOST:PORT", help="relay emotions to this broker (bridge.mqtt_url)")
+    ap.add_argument("--mqtt-credentials", metavar="FILE",
+                    help="'user:password' file (else $MOODSTREAM_MQTT_USERNAME / _PASSWORD; never on the command line)")
+    ap.add_argument("--mqtt-ca", metavar="FILE", help="CA certificate of an mqtts:// broker (bridge.mqtt_ca_file)")
+    ap.add_argument("--robot-id", help="bridge.robot_id (default: the host name)")
+    ap.add_argument("--camera-id", help="bridge.camera_id")
+
+
+def flag_overrides(args: argparse.Namespace, bridge_only: bool = False) -> Overrides:
+    if bridge_only:
+        flags = {("bridge", k): getattr(args, a) for k, a in (
+            ("mqtt_url", "mqtt"), ("mqtt_credentials_file", "mqtt_credentials"), ("mqtt_ca_file", "mqtt_ca"),
+            ("robot_id", "robot_id"), ("camera_id", "camera_id"))}
+        return {"bridge": {k[1]: v for k, v in flags.items() if v is not None}}
     flags = {
         ("capture", "fps"): args.fps, ("capture", "width"): args.width, ("capture", "height"): args.height,
         ("capture", "loop"): False if args.once else None, ("detect", "detector"): args.detector,
-        ("classify", "model_path"): args.model,
+        ("classify", "model_path"): args.model, ("bridge", "mqtt_url"): args.mqtt,
+        ("bridge", "mqtt_credentials_file"): args.mqtt_credentials, ("bridge", "mqtt_ca_file"): args.mqtt_ca,
+        ("bridge", "robot_id"): args.robot_id, ("bridge", "camera_id"): args.camera_id,
     }
     out: Overrides = {}
     for (node, name), value in flags.items():
@@ -106,8 +123,9 @@ def cmd_run(args: argparse.Namespace) -> int:
                     f"instead of opencv-python-headless): {err}"
                 ) from None
 
-    pipeline = Pipeline(overrides, image_topic=topic, openmv=args.source[0] == "openmv", namespace=args.namespace,
-                        console_sink=print, want_images=args.display, on_image=display)
+    # The bridge always runs: it relays to --mqtt, or records the local mood history.
+    pipeline = Pipeline(overrides, image_topic=topic, openmv=args.source[0] == "openmv", bridge=True,
+                        namespace=args.namespace, console_sink=print, want_images=args.display, on_image=display)
     try:
         summary = pipeline.run(args.duration, should_stop=lambda: stop["requested"])
     except KeyboardInterrupt:
@@ -128,10 +146,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
         {"capture": {"source": "synthetic", "synthetic_faces": args.faces, "fps": 30.0,
                      "max_frames": int(args.duration * 30)}},
         {"classify": {"annotate": "always"}},
+        {"bridge": {"history": "never"}},  # the demo's synthetic faces stay out of your mood history
+        flag_overrides(args, bridge_only=True),
     )
     print(f"MoodStream demo: {args.duration:.0f} s of a synthetic camera showing {args.faces} real face(s) "
           "(a public-domain NASA photograph), through detect -> classify in one process.")
-    pipeline = Pipeline(overrides, console_sink=print, want_images=True)
+    pipeline = Pipeline(overrides, console_sink=print, want_images=True, bridge=bool(args.mqtt))
     try:
         summary = pipeline.run(args.duration + 5)
         best = pipeline.observer.best_image
@@ -166,13 +186,15 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--duration", type=float, default=6.0)
     demo.add_argument("--faces", type=int, default=2, choices=(1, 2))
     demo.add_argument("--out", type=Path, default=Path("moodstream-demo.png"))
+    add_bridge_args(demo)
     demo.set_defaults(func=cmd_demo)
 
-    from . import api, bench, evaluate
+    from . import api, bench, evaluate, history_cli
 
     bench.add_parser(sub)
     evaluate.add_parser(sub)
     api.add_parser(sub)
+    history_cli.add_parser(sub)
     return ap
 
 

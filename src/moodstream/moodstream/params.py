@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 from moodstream_openmv.node import DEFAULTS as OPENMV_DEFAULTS
 
+from moodstream_bridge.bridge_node import DEFAULTS as BRIDGE_DEFAULTS
 from moodstream_capture.node import DEFAULTS as CAPTURE_DEFAULTS
 from moodstream_classify.node import DEFAULTS as CLASSIFY_DEFAULTS
 from moodstream_detect.node import DEFAULTS as DETECT_DEFAULTS
@@ -19,6 +20,7 @@ NODE_DEFAULTS: dict[str, Mapping[str, Any]] = {
     "detect": DETECT_DEFAULTS,
     "classify": CLASSIFY_DEFAULTS,
     "openmv": OPENMV_DEFAULTS,
+    "bridge": BRIDGE_DEFAULTS,
 }
 
 Overrides = dict[str, dict[str, Any]]

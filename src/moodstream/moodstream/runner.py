@@ -21,6 +21,7 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image
 
+from moodstream_bridge.bridge_node import BridgeNode
 from moodstream_bridge.console_node import ConsoleNode
 from moodstream_capture.node import CaptureNode
 from moodstream_classify.node import ClassifyNode
@@ -94,6 +95,7 @@ class Pipeline:
         *,
         image_topic: str | None = None,
         openmv: bool = False,
+        bridge: bool = False,
         namespace: str = "",
         console_sink: Callable[[str], None] | None = None,
         want_images: bool = False,
@@ -120,6 +122,7 @@ class Pipeline:
                 self.detect = self._add(DetectNode(parameter_overrides=params("detect"), **common, **remap))
                 self.classify = self._add(ClassifyNode(parameter_overrides=params("classify"), **common, **remap))
             self.console = self._add(ConsoleNode(sink=console_sink, **common))
+            self.bridge = self._add(BridgeNode(parameter_overrides=params("bridge"), **common)) if bridge else None
             self.observer = self._add(Observer(want_images, on_image, **common))
             self.executor = SingleThreadedExecutor(context=self.context)
             for node in self.nodes:

@@ -1,0 +1,113 @@
+"""Bridge node: relays ``emotions`` to MQTT, and records the mood history (SQLite) when no broker
+is configured (or always, with ``history: always``)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from pathlib import Path
+
+from diagnostic_msgs.msg import DiagnosticStatus
+from rclpy.node import Node
+
+from moodstream_common.ros import RESULT_QOS, DiagnosticsPublisher, declare_parameters, diagnostic_status, run_node
+from moodstream_interfaces.msg import EmotionArray
+
+from .history import History
+from .mqtt_relay import MqttRelay, MqttSettings, credentials
+from .outbox import Outbox
+from .records import RateLimiter, encode, records_from_array
+
+STATE_DIR = Path(os.environ.get("XDG_STATE_HOME", "~/.local/state")).expanduser() / "moodstream"
+
+DEFAULTS = {
+    "robot_id": "",  # empty: this machine's host name
+    "camera_id": "camera",
+    "mqtt_url": "",  # e.g. mqtts://broker.local:8883; empty: no MQTT
+    "mqtt_topic_prefix": "moodstream",  # <prefix>/<robot>/<camera>/emotion and .../status
+    "mqtt_legacy_topic": "",  # also publish the bare smoothed label here (the original MoodStream's)
+    "mqtt_client_id": "",
+    "mqtt_credentials_file": "",  # 'user:password'; else $MOODSTREAM_MQTT_USERNAME / _PASSWORD
+    "mqtt_ca_file": "",
+    "mqtt_cert_file": "",
+    "mqtt_key_file": "",
+    "mqtt_tls_insecure": False,
+    "outbox_path": "",  # empty: $XDG_STATE_HOME/moodstream/outbox-<robot>-<camera>.db
+    "outbox_max_messages": 100000,
+    "on_change": True,  # relay a face when its smoothed label changes ...
+    "max_per_second": 1.0,  # ... and at most this often (0: no cap)
+    "history": "auto",  # auto (when no broker is configured) | always | never
+    "history_db": "",  # empty: $XDG_STATE_HOME/moodstream/history.db
+    "history_retention_days": 30.0,
+}
+
+
+class BridgeNode(Node):
+    def __init__(self, name: str = "bridge", **kwargs) -> None:
+        super().__init__(name, **kwargs)
+        self.params = p = declare_parameters(self, DEFAULTS)
+        p["robot_id"] = p["robot_id"] or socket.gethostname()
+        if p["history"] not in ("auto", "always", "never"):
+            raise ValueError(f"parameter history must be auto, always or never, got {p['history']!r}")
+        base = f"{p['mqtt_topic_prefix']}/{p['robot_id']}/{p['camera_id']}"
+        self.emotion_topic, self.status_topic = f"{base}/emotion", f"{base}/status"
+        self.limiter = RateLimiter(p["on_change"], p["max_per_second"])
+        self.relay: MqttRelay | None = None
+        self.outbox: Outbox | None = None
+        if p["mqtt_url"]:
+            outbox = p["outbox_path"] or STATE_DIR / f"outbox-{p['robot_id']}-{p['camera_id']}.db"
+            self.outbox = Outbox(outbox, p["outbox_max_messages"])
+            user, password = credentials(p["mqtt_credentials_file"])
+            self.relay = MqttRelay(MqttSettings(
+                url=p["mqtt_url"], status_topic=self.status_topic, client_id=p["mqtt_client_id"], username=user,
+                password=password, ca_file=p["mqtt_ca_file"] or None, cert_file=p["mqtt_cert_file"] or None,
+                key_file=p["mqtt_key_file"] or None, tls_insecure=p["mqtt_tls_insecure"]), self.outbox)
+            self.relay.start()
+            self.get_logger().info(f"relaying to {p['mqtt_url']} on {self.emotion_topic} "
+                                   f"({len(self.outbox)} messages waiting in {outbox})")
+        self.history: History | None = None
+        if p["history"] == "always" or (p["history"] == "auto" and not p["mqtt_url"]):
+            self.history = History(p["history_db"] or STATE_DIR / "history.db", p["history_retention_days"])
+            self.history_limiter = RateLimiter(on_change=False, max_per_second=1.0)
+            self.get_logger().info(f"recording the mood history in {self.history.path}")
+        self.accepted = 0
+        self.subscription = self.create_subscription(EmotionArray, "emotions", self.on_emotions, RESULT_QOS)
+        self.diagnostics = DiagnosticsPublisher(self)
+        self.diagnostics.add(self._diagnostic)
+
+    def on_emotions(self, msg: EmotionArray) -> None:
+        now = time.monotonic()
+        for record in records_from_array(msg, self.params["robot_id"], self.params["camera_id"]):
+            if self.history is not None and self.history_limiter.allow(record, now):
+                self.history.add(record)
+            if self.outbox is not None and self.limiter.allow(record, now):
+                message_id = f"{self.params['robot_id']}/{self.params['camera_id']}/{record.stamp_ns}/{record.track_id}"
+                self.outbox.put(self.emotion_topic, encode(record.to_payload(message_id)))
+                if self.params["mqtt_legacy_topic"]:
+                    self.outbox.put(self.params["mqtt_legacy_topic"], record.smoothed_label.encode())
+                self.accepted += 1
+
+    def _diagnostic(self) -> DiagnosticStatus:
+        values = {"accepted": self.accepted}
+        if self.relay is not None and self.outbox is not None:
+            values.update(mqtt_connected=self.relay.connected, mqtt_sent=self.relay.sent, waiting=len(self.outbox),
+                          dropped_oldest=self.outbox.dropped)
+        if self.history is not None:
+            values["history_db"] = str(self.history.path)
+        if self.relay is not None and not self.relay.connected:
+            return diagnostic_status(self, "bridge", "warn", self.relay.last_error or "connecting to the broker",
+                                     values)
+        return diagnostic_status(self, "bridge", "ok", "relaying", values)
+
+    def destroy_node(self) -> None:
+        if getattr(self, "relay", None) is not None:
+            self.relay.stop()
+        for store in (getattr(self, "outbox", None), getattr(self, "history", None)):
+            if store is not None:
+                store.close()
+        super().destroy_node()
+
+
+def main(args: list[str] | None = None) -> None:
+    run_node(BridgeNode, args)

@@ -1,0 +1,55 @@
+"""A bounded, durable queue on SQLite: what the bridge accepted stays here until a sink confirms
+it, across broker outages and restarts of the bridge (ROS-free)."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+
+class Outbox:
+    """Oldest first. Over ``max_messages`` the oldest are dropped and counted (``dropped``)."""
+
+    def __init__(self, path: str | Path, max_messages: int = 100_000) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.max_messages = max_messages
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, "
+                         "topic TEXT NOT NULL, payload BLOB NOT NULL)")
+        self.dropped = 0
+
+    def put(self, topic: str, payload: bytes) -> int:
+        with self._lock:
+            cur = self._db.execute("INSERT INTO outbox (topic, payload) VALUES (?, ?)", (topic, payload))
+            excess = self._count() - self.max_messages
+            if excess > 0:
+                self._db.execute("DELETE FROM outbox WHERE id IN (SELECT id FROM outbox ORDER BY id LIMIT ?)",
+                                 (excess,))
+                self.dropped += excess
+            return int(cur.lastrowid)
+
+    def peek(self, limit: int, after: int = 0) -> list[tuple[int, str, bytes]]:
+        with self._lock:
+            return self._db.execute("SELECT id, topic, payload FROM outbox WHERE id > ? ORDER BY id LIMIT ?",
+                                    (after, limit)).fetchall()
+
+    def ack(self, ids: list[int]) -> None:
+        if ids:
+            with self._lock:
+                self._db.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in ids])
+
+    def _count(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
+
+    def __len__(self) -> int:
+        with self._lock:
+            return self._count()
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

@@ -43,6 +43,8 @@ def generate_launch_description() -> LaunchDescription:
                               description="image topic the detector reads (a camera driver's, with source:=topic)"),
         DeclareLaunchArgument("port", default_value="/dev/ttyACM0", description="the OpenMV camera's serial port"),
         DeclareLaunchArgument("console", default_value="false", description="log each emotion change"),
+        DeclareLaunchArgument("bridge", default_value="true",
+                              description="relay to MQTT (bridge.mqtt_url) or record the local mood history"),
         Node(
             package="moodstream_capture", executable="capture_node", name="capture", namespace=namespace,
             # ParameterValue(str): "0" must stay a string, not become the integer 0.
@@ -65,6 +67,10 @@ def generate_launch_description() -> LaunchDescription:
             parameters=[params_file, {"port": LaunchConfiguration("port")}],
             remappings=[("openmv/emotions", "emotions"), ("openmv/emotion", "emotion")],
             condition=on_camera, output="screen",
+        ),
+        Node(
+            package="moodstream_bridge", executable="bridge_node", name="bridge", namespace=namespace,
+            parameters=[params_file], condition=IfCondition(LaunchConfiguration("bridge")), output="screen",
         ),
         Node(
             package="moodstream_bridge", executable="console_node", name="console", namespace=namespace,

@@ -67,15 +67,21 @@ if [ "$(cat "$msgs_stamp" 2>/dev/null)" != "$msgs_hash" ]; then
   echo "$msgs_hash" > "$msgs_stamp"
 fi
 
-# Services the tests run for real: Mosquitto (MQTT), and docker-compose to validate
-# docker/compose.yaml (no Docker engine is needed for that).
-if [ $WITH_TEST = 1 ] && { ! command -v docker-compose > /dev/null || [ ! -x /usr/sbin/mosquitto ]; }; then
+# Services the tests run for real: Mosquitto (MQTT), InfluxDB 1.x, and docker-compose to
+# validate docker/compose.yaml (no Docker engine is needed for that).
+if [ $WITH_TEST = 1 ] && { ! command -v docker-compose > /dev/null || [ ! -x /usr/sbin/mosquitto ] \
+    || ! command -v influxd > /dev/null; }; then
   if [ "$(id -u)" = 0 ] && command -v apt-get > /dev/null; then
-    echo "[setup] installing docker-compose and mosquitto (Debian) for the tests"
+    echo "[setup] installing docker-compose, mosquitto and influxdb (Debian) for the tests"
     apt-get update -qq > /dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose mosquitto mosquitto-clients > /dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose mosquitto mosquitto-clients influxdb \
+      > /dev/null
+    # Debian starts the packaged services; the tests run their own on free ports.
+    for service in mosquitto influxdb; do
+      (command -v systemctl > /dev/null && systemctl stop "$service") > /dev/null 2>&1 || true
+    done
   else
-    echo "[setup] docker-compose or mosquitto is missing and this is not root: their tests will be skipped"
+    echo "[setup] docker-compose, mosquitto or influxd is missing and this is not root: their tests will be skipped"
   fi
 fi
 

@@ -18,6 +18,8 @@ os.environ.setdefault("ROS_DOMAIN_ID", str(random.SystemRandom().randint(1, 101)
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 os.environ.setdefault("ROS_LOG_DIR", tempfile.mkdtemp(prefix="moodstream-roslog-"))
 os.environ["PYTHONUNBUFFERED"] = "1"
+# The bridge's outbox and mood history go to $XDG_STATE_HOME: keep the tests' out of the user's.
+os.environ["XDG_STATE_HOME"] = tempfile.mkdtemp(prefix="moodstream-state-")
 
 from moodstream_common.ros import prepare_environment  # noqa: E402
 

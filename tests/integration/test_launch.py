@@ -88,7 +88,7 @@ def walk(value):
 def test_every_executable_is_installed(launch_entities):
     scripts = {ep.name: ep.value for ep in importlib.metadata.entry_points(group="console_scripts")}
     nodes = nodes_of(launch_entities)
-    assert {n.kwargs["name"] for n in nodes} == {"capture", "detect", "classify", "openmv", "console"}
+    assert {n.kwargs["name"] for n in nodes} == {"capture", "detect", "classify", "openmv", "bridge", "console"}
     for node in nodes:
         pkg, exe = node.kwargs["package"], node.kwargs["executable"]
         assert exe in scripts and scripts[exe].startswith(f"{pkg}."), f"{pkg}/{exe} is not installed"
@@ -123,13 +123,14 @@ def test_every_launch_configuration_is_declared(launch_entities):
 def test_remappings_name_topics_the_nodes_use(launch_entities):
     from moodstream_openmv.node import OpenMVNode
 
+    from moodstream_bridge.bridge_node import BridgeNode
     from moodstream_bridge.console_node import ConsoleNode
     from moodstream_capture.node import CaptureNode
     from moodstream_classify.node import ClassifyNode
     from moodstream_detect.node import DetectNode
 
     classes = {"capture": CaptureNode, "detect": DetectNode, "classify": ClassifyNode, "console": ConsoleNode,
-               "openmv": OpenMVNode}
+               "openmv": OpenMVNode, "bridge": BridgeNode}
     context = Context()
     rclpy.init(context=context)
     try:
@@ -137,6 +138,8 @@ def test_remappings_name_topics_the_nodes_use(launch_entities):
             name = node_decl.kwargs["name"]
             # classify reads image_raw only while someone watches emotion/image: make it always.
             overrides = [Parameter("annotate", value="always")] if name == "classify" else []
+            if name == "bridge":  # keep the test's history out of the user's state folder
+                overrides = [Parameter("history", value="never")]
             node = classes[name](context=context, parameter_overrides=overrides)
             topics = {s.topic_name for s in node.subscriptions} | {p.topic_name for p in node.publishers}
             node.destroy_node()
@@ -156,7 +159,7 @@ def condition_text(node) -> str:
 def test_source_picks_the_nodes(launch_entities, source, expected):
     running = set()
     for node in nodes_of(launch_entities):
-        if node.kwargs["name"] == "console":
+        if node.kwargs["name"] in ("console", "bridge"):
             continue
         if eval(condition_text(node).replace("<source>", source)):  # the launch file's own expression
             running.add(node.kwargs["name"])

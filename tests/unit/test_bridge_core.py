@@ -104,3 +104,31 @@ def test_history_command_prints_and_plots(tmp_path):
     assert "sad" in out.stdout and "2026-11-26 11:00  negative" in out.stdout
     image = cv2.imread(str(png))
     assert image is not None and image.shape[0] == 360
+
+
+def test_line_protocol_schema_and_escaping():
+    from moodstream_bridge.influx_writer import line_protocol
+
+    r = record(1_790_000_000.5, "sad", track=4, mood="negative")
+    line = line_protocol(r)
+    assert line == ("emotion,camera=cam,label=sad,mood=negative,robot=r1,source=pipeline,track=4 "
+                    "confidence=0.75,smoothed_confidence=0.75,p_happy=0.05,p_sad=0.75,p_angry=0.05,p_neutral=0.05,"
+                    "p_surprised=0.05,p_fearful=0.05,smoothed_label=\"sad\" 1790000000500000000")
+    odd = EmotionRecord("robot 1,a=b", "cam", "pipeline", "m", 1, 1, (0, 0, 1, 1), "happy", 1.0, 'say "hi"', 1.0,
+                        LABELS, (1.0, 0, 0, 0, 0, 0), "positive", "positive")
+    assert "robot=robot\\ 1\\,a\\=b" in line_protocol(odd) and 'smoothed_label="say \\"hi\\""' in line_protocol(odd)
+
+
+def test_influx_requests_for_both_apis():
+    from moodstream_bridge.influx_writer import InfluxConfigError, InfluxSettings, write_request
+
+    v1 = write_request(InfluxSettings("http://db:8086/", database="moods", username="u", password="p"), b"x")
+    assert v1.full_url == "http://db:8086/write?db=moods&precision=ns"
+    assert v1.get_header("Authorization") == "Basic dTpw" and v1.data == b"x"
+    v2 = write_request(InfluxSettings("https://cloud:8086", api="v2", token="tok", org="lab", bucket="b"), b"y")
+    assert v2.full_url == "https://cloud:8086/api/v2/write?org=lab&bucket=b&precision=ns"
+    assert v2.get_header("Authorization") == "Token tok"
+    with pytest.raises(InfluxConfigError, match="org and a bucket"):
+        write_request(InfluxSettings("http://db:8086", api="v2"), b"")
+    with pytest.raises(InfluxConfigError, match="v1 or v2"):
+        write_request(InfluxSettings("http://db:8086", api="v3"), b"")

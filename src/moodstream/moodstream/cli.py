@@ -69,6 +69,10 @@ def add_bridge_args(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--mqtt-credentials", metavar="FILE",
                     help="'user:password' file (else $MOODSTREAM_MQTT_USERNAME / _PASSWORD; never on the command line)")
     ap.add_argument("--mqtt-ca", metavar="FILE", help="CA certificate of an mqtts:// broker (bridge.mqtt_ca_file)")
+    ap.add_argument("--influx", metavar="http://HOST:8086", help="write emotions to InfluxDB (bridge.influx_url)")
+    ap.add_argument("--influx-api", choices=("v1", "v2"), help="bridge.influx_api (default v1)")
+    ap.add_argument("--influx-credentials", metavar="FILE",
+                    help="v1 'user:password' or v2 token file (else $MOODSTREAM_INFLUX_USERNAME / _PASSWORD / _TOKEN)")
     ap.add_argument("--robot-id", help="bridge.robot_id (default: the host name)")
     ap.add_argument("--camera-id", help="bridge.camera_id")
 
@@ -77,6 +81,7 @@ def flag_overrides(args: argparse.Namespace, bridge_only: bool = False) -> Overr
     if bridge_only:
         flags = {("bridge", k): getattr(args, a) for k, a in (
             ("mqtt_url", "mqtt"), ("mqtt_credentials_file", "mqtt_credentials"), ("mqtt_ca_file", "mqtt_ca"),
+            ("influx_url", "influx"), ("influx_api", "influx_api"), ("influx_credentials_file", "influx_credentials"),
             ("robot_id", "robot_id"), ("camera_id", "camera_id"))}
         return {"bridge": {k[1]: v for k, v in flags.items() if v is not None}}
     flags = {
@@ -85,6 +90,8 @@ def flag_overrides(args: argparse.Namespace, bridge_only: bool = False) -> Overr
         ("classify", "model_path"): args.model, ("bridge", "mqtt_url"): args.mqtt,
         ("bridge", "mqtt_credentials_file"): args.mqtt_credentials, ("bridge", "mqtt_ca_file"): args.mqtt_ca,
         ("bridge", "robot_id"): args.robot_id, ("bridge", "camera_id"): args.camera_id,
+        ("bridge", "influx_url"): args.influx, ("bridge", "influx_api"): args.influx_api,
+        ("bridge", "influx_credentials_file"): args.influx_credentials,
     }
     out: Overrides = {}
     for (node, name), value in flags.items():
@@ -151,7 +158,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     )
     print(f"MoodStream demo: {args.duration:.0f} s of a synthetic camera showing {args.faces} real face(s) "
           "(a public-domain NASA photograph), through detect -> classify in one process.")
-    pipeline = Pipeline(overrides, console_sink=print, want_images=True, bridge=bool(args.mqtt))
+    pipeline = Pipeline(overrides, console_sink=print, want_images=True, bridge=bool(args.mqtt or args.influx))
     try:
         summary = pipeline.run(args.duration + 5)
         best = pipeline.observer.best_image

@@ -1,5 +1,5 @@
-"""Bridge node: relays ``emotions`` to MQTT, and records the mood history (SQLite) when no broker
-is configured (or always, with ``history: always``)."""
+"""Bridge node: relays ``emotions`` to MQTT and InfluxDB, and records the mood history (SQLite)
+when neither is configured (or always, with ``history: always``)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from moodstream_common.ros import RESULT_QOS, DiagnosticsPublisher, declare_para
 from moodstream_interfaces.msg import EmotionArray
 
 from .history import History
+from .influx_writer import InfluxSettings, InfluxWriter
 from .mqtt_relay import MqttRelay, MqttSettings, credentials
 from .outbox import Outbox
 from .records import RateLimiter, encode, records_from_array
@@ -33,14 +34,36 @@ DEFAULTS = {
     "mqtt_cert_file": "",
     "mqtt_key_file": "",
     "mqtt_tls_insecure": False,
+    "influx_url": "",  # e.g. http://influx.local:8086; empty: no InfluxDB
+    "influx_api": "v1",  # v1 (/write, database) | v2 (/api/v2/write, org, bucket, token)
+    "influx_database": "moodstream",
+    "influx_org": "",
+    "influx_bucket": "",
+    "influx_credentials_file": "",  # v1 'user:password', v2 the token; else $MOODSTREAM_INFLUX_*
+    "influx_max_per_second": 1.0,  # points per face and second (every frame's estimate, thinned)
     "outbox_path": "",  # empty: $XDG_STATE_HOME/moodstream/outbox-<robot>-<camera>.db
     "outbox_max_messages": 100000,
     "on_change": True,  # relay a face when its smoothed label changes ...
     "max_per_second": 1.0,  # ... and at most this often (0: no cap)
-    "history": "auto",  # auto (when no broker is configured) | always | never
+    "history": "auto",  # auto (when neither MQTT nor InfluxDB is configured) | always | never
     "history_db": "",  # empty: $XDG_STATE_HOME/moodstream/history.db
     "history_retention_days": 30.0,
 }
+
+
+def influx_settings(p: dict) -> InfluxSettings:
+    """v1: user and password; v2: a token; from the credentials file or the environment."""
+    secret = Path(p["influx_credentials_file"]).expanduser().read_text().strip() if p["influx_credentials_file"] else ""
+    settings = InfluxSettings(url=p["influx_url"], api=p["influx_api"], database=p["influx_database"],
+                              org=p["influx_org"], bucket=p["influx_bucket"])
+    if p["influx_api"] == "v2":
+        settings.token = secret or os.environ.get("MOODSTREAM_INFLUX_TOKEN")
+    elif secret:
+        settings.username, _, settings.password = secret.partition(":")
+    else:
+        settings.username = os.environ.get("MOODSTREAM_INFLUX_USERNAME")
+        settings.password = os.environ.get("MOODSTREAM_INFLUX_PASSWORD")
+    return settings
 
 
 class BridgeNode(Node):
@@ -66,8 +89,16 @@ class BridgeNode(Node):
             self.relay.start()
             self.get_logger().info(f"relaying to {p['mqtt_url']} on {self.emotion_topic} "
                                    f"({len(self.outbox)} messages waiting in {outbox})")
+        self.influx: InfluxWriter | None = None
+        if p["influx_url"]:
+            self.influx = InfluxWriter(influx_settings(p), Outbox(
+                STATE_DIR / f"influx-outbox-{p['robot_id']}-{p['camera_id']}.db" if not p["outbox_path"]
+                else Path(p["outbox_path"]).with_suffix(".influx.db"), p["outbox_max_messages"]))
+            self.influx_limiter = RateLimiter(on_change=False, max_per_second=p["influx_max_per_second"])
+            self.influx.start()
+            self.get_logger().info(f"writing to InfluxDB {p['influx_url']} ({p['influx_api']} API)")
         self.history: History | None = None
-        if p["history"] == "always" or (p["history"] == "auto" and not p["mqtt_url"]):
+        if p["history"] == "always" or (p["history"] == "auto" and not p["mqtt_url"] and not p["influx_url"]):
             self.history = History(p["history_db"] or STATE_DIR / "history.db", p["history_retention_days"])
             self.history_limiter = RateLimiter(on_change=False, max_per_second=1.0)
             self.get_logger().info(f"recording the mood history in {self.history.path}")
@@ -81,6 +112,8 @@ class BridgeNode(Node):
         for record in records_from_array(msg, self.params["robot_id"], self.params["camera_id"]):
             if self.history is not None and self.history_limiter.allow(record, now):
                 self.history.add(record)
+            if self.influx is not None and self.influx_limiter.allow(record, now):
+                self.influx.put(record)
             if self.outbox is not None and self.limiter.allow(record, now):
                 message_id = f"{self.params['robot_id']}/{self.params['camera_id']}/{record.stamp_ns}/{record.track_id}"
                 self.outbox.put(self.emotion_topic, encode(record.to_payload(message_id)))
@@ -93,8 +126,13 @@ class BridgeNode(Node):
         if self.relay is not None and self.outbox is not None:
             values.update(mqtt_connected=self.relay.connected, mqtt_sent=self.relay.sent, waiting=len(self.outbox),
                           dropped_oldest=self.outbox.dropped)
+        if self.influx is not None:
+            values.update(influx_connected=self.influx.connected, influx_written=self.influx.written,
+                          influx_waiting=len(self.influx.outbox), influx_rejected=self.influx.rejected)
         if self.history is not None:
             values["history_db"] = str(self.history.path)
+        if self.influx is not None and self.influx.last_error:
+            return diagnostic_status(self, "bridge", "warn", self.influx.last_error, values)
         if self.relay is not None and not self.relay.connected:
             return diagnostic_status(self, "bridge", "warn", self.relay.last_error or "connecting to the broker",
                                      values)
@@ -103,6 +141,9 @@ class BridgeNode(Node):
     def destroy_node(self) -> None:
         if getattr(self, "relay", None) is not None:
             self.relay.stop()
+        if getattr(self, "influx", None) is not None:
+            self.influx.stop()
+            self.influx.outbox.close()
         for store in (getattr(self, "outbox", None), getattr(self, "history", None)):
             if store is not None:
                 store.close()

@@ -12,6 +12,11 @@ from pathlib import Path
 import pytest
 
 
+def missing(message: str) -> None:
+    """Skip on a developer's machine; fail in CI, where scripts/setup.sh --test installs the service."""
+    (pytest.fail if os.environ.get("CI") else pytest.skip)(message)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -35,7 +40,7 @@ def make_tls(folder: Path) -> dict[str, Path]:
 class Mosquitto:
     def __init__(self, folder: Path, username: str, password: str) -> None:
         if shutil.which("mosquitto") is None and not Path("/usr/sbin/mosquitto").exists():
-            (pytest.fail if os.environ.get("CI") else pytest.skip)("mosquitto is not installed (scripts/setup.sh --test installs it as root)")
+            missing("mosquitto is not installed (scripts/setup.sh --test installs it as root)")
         self.folder, self.port = folder, free_port()
         self.tls = make_tls(folder)
         passwd = folder / "passwd"

@@ -10,8 +10,6 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-import pytest
-
 from .mosquitto import free_port, missing
 
 

@@ -85,6 +85,21 @@ if [ $WITH_TEST = 1 ] && { ! command -v docker-compose > /dev/null || [ ! -x /us
   fi
 fi
 
+# Node-RED with the InfluxDB nodes, to run docker/node-red/flows.json in the tests.
+if [ $WITH_TEST = 1 ]; then
+  if command -v npm > /dev/null; then
+    nr_stamp=docker/node-red/node_modules/.moodstream-stamp
+    nr_want=$(sha256sum docker/node-red/package.json | cut -d' ' -f1)
+    if [ "$(cat "$nr_stamp" 2>/dev/null)" != "$nr_want" ]; then
+      echo "[setup] installing Node-RED (npm) for the flow test"
+      (cd docker/node-red && npm install --no-audit --no-fund --loglevel=error > /dev/null)
+      echo "$nr_want" > "$nr_stamp"
+    fi
+  else
+    echo "[setup] npm is missing: the Node-RED flow test will be skipped"
+  fi
+fi
+
 echo "[setup] installing MoodStream packages"
 # Not editable: `pip install -e` skips data_files (ament index markers, launch, config, model).
 quiet_pip --no-deps --force-reinstall --no-build-isolation \

@@ -38,11 +38,11 @@ def make_tls(folder: Path) -> dict[str, Path]:
 
 
 class Mosquitto:
-    def __init__(self, folder: Path, username: str, password: str) -> None:
+    def __init__(self, folder: Path, username: str, password: str, tls: bool = True) -> None:
         if shutil.which("mosquitto") is None and not Path("/usr/sbin/mosquitto").exists():
             missing("mosquitto is not installed (scripts/setup.sh --test installs it as root)")
         self.folder, self.port = folder, free_port()
-        self.tls = make_tls(folder)
+        self.tls = make_tls(folder) if tls else None
         passwd = folder / "passwd"
         subprocess.run(["mosquitto_passwd", "-c", "-b", str(passwd), username, password], check=True)
         (folder / "data").mkdir(exist_ok=True)
@@ -50,7 +50,8 @@ class Mosquitto:
         self.config.write_text(
             "user root\n"  # started as root, keep root: the test's files stay private
             f"listener {self.port} 127.0.0.1\n"
-            f"cafile {self.tls['ca']}\ncertfile {self.tls['cert']}\nkeyfile {self.tls['key']}\n"
+            + (f"cafile {self.tls['ca']}\ncertfile {self.tls['cert']}\nkeyfile {self.tls['key']}\n" if tls else "")
+            +
             "allow_anonymous false\n"
             f"password_file {passwd}\n"
             "persistence true\n"

@@ -1,0 +1,73 @@
+"""The shipped Node-RED flow (docker/node-red/flows.json) in a real Node-RED, between a real
+Mosquitto (with a password) and a real InfluxDB: a published emotion lands in InfluxDB with its
+timestamp and emoji; garbage is counted and dropped and does not stop the flow."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import paho.mqtt.client as mqtt
+import pytest
+from services.influxdb import InfluxDB
+from services.mosquitto import Mosquitto
+from services.nodered import NodeRed
+
+pytestmark = [pytest.mark.slow]
+USER, PASSWORD = "nodered", "flow-test-password"
+
+
+def payload(i: int, label: str) -> bytes:
+    probs = {lab: (0.75 if lab == label else 0.05) for lab in ("happy", "sad", "angry", "neutral", "surprised",
+                                                                "fearful")}
+    return json.dumps({
+        "schema": "moodstream.emotion/1", "id": f"r1/front/{i}/1", "robot": "r1", "camera": "front",
+        "source": "pipeline", "model": "m@1", "timestamp": f"2026-11-26T10:00:{i:02d}.250000000Z",
+        "timestamp_ns": 0, "track_id": 1, "box": {"x": 1, "y": 2, "width": 3, "height": 4}, "label": label,
+        "confidence": 0.75, "probabilities": probs, "smoothed_label": label, "smoothed_confidence": 0.7,
+        "mood": "positive", "smoothed_mood": "positive"}).encode()
+
+
+def test_flow_adds_timestamp_and_emoji_and_survives_garbage(tmp_path):
+    (tmp_path / "mq").mkdir()
+    (tmp_path / "db").mkdir()
+    broker = Mosquitto(tmp_path / "mq", USER, PASSWORD, tls=False)
+    influx = InfluxDB(tmp_path / "db")
+    broker.start()
+    influx.start()
+    red = NodeRed(tmp_path, {"MQTT_HOST": "127.0.0.1", "MQTT_PORT": str(broker.port), "MQTT_USERNAME": USER,
+                             "MQTT_PASSWORD": PASSWORD, "INFLUX_HOST": "127.0.0.1", "INFLUX_PORT": str(influx.port),
+                             "INFLUX_DATABASE": influx.database, "INFLUX_USERNAME": "", "INFLUX_PASSWORD": ""})
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="test-publisher")
+    try:
+        red.start()
+        client.username_pw_set(USER, PASSWORD)
+        client.connect("127.0.0.1", broker.port)
+        client.loop_start()
+        garbage = [b"not json", b"{\"schema\": \"moodstream.emotion/1\"}", b"\xff\xfe", b"[1,2,3]", b"null",
+                   json.dumps({"schema": "other/1", "label": "happy"}).encode()]
+        for i, label in enumerate(["happy", "angry", "surprised"]):
+            client.publish("moodstream/r1/front/emotion", garbage[i], qos=1).wait_for_publish(5)
+            client.publish("moodstream/r1/front/emotion", payload(i, label), qos=1).wait_for_publish(5)
+        for extra in garbage[3:]:
+            client.publish("moodstream/r1/front/emotion", extra, qos=1).wait_for_publish(5)
+        client.publish("moodstream/r1/front/emotion", payload(9, "sad"), qos=1).wait_for_publish(5)
+        deadline = time.monotonic() + 30
+        points = []
+        while time.monotonic() < deadline and len(points) < 4:
+            points = influx.points("SELECT * FROM emotion")
+            time.sleep(0.3)
+        assert len(points) == 4, red.log.read_text()[-3000:]
+        by_label = {p["label"]: p for p in points}
+        assert {p["emoji"] for p in points} == {"😊", "😡", "😲", "😢"}
+        happy = by_label["happy"]
+        assert happy["time"] == 1_795_687_200_250_000_000  # the frame's time, 2026-11-26T10:00:00.25Z
+        assert happy["robot"] == "r1" and happy["camera"] == "front" and happy["smoothed_label"] == "happy"
+        assert happy["p_happy"] == pytest.approx(0.75) and happy["confidence"] == pytest.approx(0.75)
+        assert happy["received"].startswith("20")  # the arrival timestamp Node-RED added
+        assert int(red.context("ms.enrich", "malformed")) == len(garbage)  # the admin API gives it as text
+    finally:
+        client.loop_stop()
+        red.stop()
+        influx.stop()
+        broker.stop()

@@ -85,19 +85,22 @@ if [ $WITH_TEST = 1 ] && { ! command -v docker-compose > /dev/null || [ ! -x /us
   fi
 fi
 
-# Node-RED with the InfluxDB nodes, to run docker/node-red/flows.json in the tests.
+# npm packages the tests use: Node-RED with the InfluxDB nodes (runs docker/node-red/flows.json),
+# and Grafana's schema with TypeScript (type-checks the dashboard).
 if [ $WITH_TEST = 1 ]; then
-  if command -v npm > /dev/null; then
-    nr_stamp=docker/node-red/node_modules/.moodstream-stamp
-    nr_want=$(sha256sum docker/node-red/package.json | cut -d' ' -f1)
-    if [ "$(cat "$nr_stamp" 2>/dev/null)" != "$nr_want" ]; then
-      echo "[setup] installing Node-RED (npm) for the flow test"
-      (cd docker/node-red && npm install --no-audit --no-fund --loglevel=error > /dev/null)
-      echo "$nr_want" > "$nr_stamp"
+  for folder in docker/node-red docker/grafana/check; do
+    if ! command -v npm > /dev/null; then
+      echo "[setup] npm is missing: the tests that need $folder will be skipped"
+      break
     fi
-  else
-    echo "[setup] npm is missing: the Node-RED flow test will be skipped"
-  fi
+    stamp=$folder/node_modules/.moodstream-stamp
+    want=$(sha256sum "$folder/package.json" | cut -d' ' -f1)
+    if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+      echo "[setup] installing npm packages of $folder"
+      (cd "$folder" && npm install --no-audit --no-fund --loglevel=error > /dev/null)
+      echo "$want" > "$stamp"
+    fi
+  done
 fi
 
 echo "[setup] installing MoodStream packages"

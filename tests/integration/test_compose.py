@@ -21,20 +21,46 @@ def compose(repo_root):
     return repo_root / "docker" / "compose.yaml"
 
 
-@pytest.mark.parametrize("profile", [[], ["--profile", "robot"]])
-def test_compose_file_validates(compose, profile):
-    out = subprocess.run(["docker-compose", "-f", str(compose), *profile, "config"], capture_output=True, text=True)
+def resolved(compose, *profile: str) -> dict:
+    env = compose.parent / ".env.example"
+    out = subprocess.run(["docker-compose", "-f", str(compose), "--env-file", str(env), *profile, "config"],
+                         capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
-    services = yaml.safe_load(out.stdout)["services"]
-    assert "api" in services and (not profile or "pipeline" in services)
+    return yaml.safe_load(out.stdout)["services"]
+
+
+def test_compose_file_validates(compose):
+    services = resolved(compose, "--profile", "robot")
+    assert set(services) == {"mosquitto", "influxdb", "node-red", "grafana", "api", "pipeline"}
+    assert services["pipeline"]["profiles"] == ["robot"]  # started only on a robot, with --profile robot
 
 
 def test_services_run_real_moodstream_commands(compose, repo_root):
-    services = yaml.safe_load(compose.read_text())["services"]
-    for name, service in services.items():
-        command = [str(c).replace("${MOODSTREAM_API_WORKERS:-2}", "2") for c in service["command"]]
+    services = resolved(compose, "--profile", "robot")
+    for name in ("api", "pipeline"):
+        command = services[name]["command"]
         args = build_parser().parse_args(command)  # argparse exits on anything it does not accept
         assert args.command == command[0], name
+    pipeline = build_parser().parse_args(services["pipeline"]["command"])
+    assert pipeline.mqtt == "mqtt://mosquitto:1883"
+    assert "MOODSTREAM_MQTT_PASSWORD" in services["pipeline"]["environment"]  # credentials from the environment
+
+
+def test_stack_files_exist_and_no_secret_is_committed(compose, repo_root):
+    services = yaml.safe_load(compose.read_text())["services"]
+    for service in services.values():
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith("."):
+                assert (compose.parent / source).exists(), source
+    node_red = (repo_root / "docker" / "node-red" / "Dockerfile").read_text()
+    for name in ("flows.json", "flows_cred.json", "settings.js"):
+        assert name in node_red and (repo_root / "docker" / "node-red" / name).exists()
+    example = (compose.parent / ".env.example").read_text()
+    for line in example.splitlines():
+        if "PASSWORD" in line and not line.startswith("#"):
+            assert line.endswith("="), f"{line!r}: the example must leave passwords empty"
+    assert "docker/.env" in (repo_root / ".gitignore").read_text().splitlines()
     dockerfile = (repo_root / "docker" / "Dockerfile").read_text()
     for line in dockerfile.splitlines():
         if line.startswith("COPY "):

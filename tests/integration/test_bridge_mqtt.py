@@ -171,3 +171,48 @@ def test_broker_outage_loses_nothing(tmp_path, broker):
     for i, msg in enumerate(sent):
         p = by_id[f"r1/front/{1_790_000_000 + i}123456789/3"]
         assert p["label"] == msg.faces[0].label and p["box"]["x"] == msg.faces[0].roi.x_offset
+
+
+def test_bridge_restart_while_the_broker_is_down_loses_nothing(tmp_path, broker):
+    sub = Subscriber(broker)
+    assert sub.wait(lambda: sub.client.is_connected(), timeout=10)
+    broker.stop()
+    collector = Collector()
+    pub = collector.node.create_publisher(EmotionArray, "/emotions", RESULT_QOS)
+    bridge = start_bridge(tmp_path, broker)
+    try:
+        assert collector.spin_until(lambda: pub.get_subscription_count() > 0, timeout=30), bridge.output()
+        publish_all(collector, pub, [emotion_array(i) for i in range(10)])
+        collector.spin_until(lambda: False, timeout=0.5)
+        bridge.stop()  # accepted, never sent: they wait in the outbox on disk
+        broker.start()
+        bridge = start_bridge(tmp_path, broker)  # the same outbox file
+        expected = {f"r1/front/{1_790_000_000 + i}123456789/3" for i in range(10)}
+        assert sub.wait(lambda: {json.loads(m.payload)["id"] for m in sub.on("moodstream/r1/front/emotion")}
+                        >= expected, timeout=60), bridge.output()
+    finally:
+        bridge.stop()
+        collector.close()
+        sub.close()
+
+
+def test_runner_points_at_a_broker_in_one_step(tmp_path, broker, face_clip):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    sub = Subscriber(broker)
+    creds = tmp_path / "creds"
+    creds.write_text(f"{USER}:{PASSWORD}\n")
+    out = subprocess.run([str(Path(sys.executable).parent / "moodstream"), "run", "--source", "video", str(face_clip),
+                          "--once", "--mqtt", f"mqtts://127.0.0.1:{broker.port}", "--mqtt-ca", str(broker.tls["ca"]),
+                          "--mqtt-credentials", str(creds), "--robot-id", "lab", "--camera-id", "desk"],
+                         capture_output=True, text=True, timeout=120)
+    try:
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert sub.wait(lambda: sub.on("moodstream/lab/desk/emotion"), timeout=20), out.stderr
+        first = json.loads(sub.on("moodstream/lab/desk/emotion")[0].payload)
+        assert first["label"] in LABELS and first["source"] == "pipeline" and first["smoothed_label"] == "happy"
+        assert json.loads(sub.on("moodstream/lab/desk/status")[-1].payload)["state"] == "offline"  # a clean stop
+    finally:
+        sub.close()

@@ -4,9 +4,9 @@ from moodstream_bridge.changes import ChangeReporter
 def test_one_line_per_change():
     r = ChangeReporter()
     assert r.update(False, 0, "", 0.0, 1.0, 0) is None  # nothing to report at the start
-    assert r.update(True, 3, "happy", 0.81, 2.0, 1) == "[2.000] face #3: happy (81%)"
+    assert r.update(True, 3, "happy", 0.81, 2.0, 1) == "[00:00:02.000] face #3: happy (81%)"
     assert r.update(True, 3, "happy", 0.90, 2.1, 1) is None
-    assert r.update(True, 3, "sad", 0.55, 2.2, 2) == "[2.200] face #3: happy -> sad (55%) (2 faces in view)"
-    assert r.update(True, 4, "sad", 0.60, 2.3, 2) == "[2.300] face #4: sad (60%) (2 faces in view)"
-    assert r.update(False, 0, "", 0.0, 2.4, 0) == "[2.400] no face in view"
+    assert r.update(True, 3, "sad", 0.55, 2.2, 2) == "[00:00:02.200] face #3: happy -> sad (55%) (2 faces in view)"
+    assert r.update(True, 4, "sad", 0.60, 2.3, 2) == "[00:00:02.300] face #4: sad (60%) (2 faces in view)"
+    assert r.update(False, 0, "", 0.0, 2.4, 0) == "[00:00:02.400] no face in view"
     assert r.update(False, 0, "", 0.0, 2.5, 0) is None

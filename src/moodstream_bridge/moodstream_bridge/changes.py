@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 
@@ -20,14 +21,16 @@ class ChangeReporter:
 
     def update(self, present: bool, track_id: int, label: str, confidence: float, stamp_s: float,
                faces_in_view: int) -> str | None:
+        """A line like ``[12:34:56.789] face #3: happy -> sad (62%)``, the frame's time in UTC."""
+        when = dt.datetime.fromtimestamp(stamp_s, tz=dt.timezone.utc).strftime("%H:%M:%S.%f")[:-3]
         state = PrimaryState(present, track_id if present else 0, label if present else "")
         if state == self._last:
             return None
         previous, self._last = self._last, state
         if not present:
-            return None if previous is None or not previous.present else f"[{stamp_s:.3f}] no face in view"
+            return None if previous is None or not previous.present else f"[{when}] no face in view"
         who = f"face #{track_id}"
         extra = f" ({faces_in_view} faces in view)" if faces_in_view > 1 else ""
         if previous is not None and previous.present and previous.track_id == track_id:
-            return f"[{stamp_s:.3f}] {who}: {previous.label} -> {label} ({confidence:.0%}){extra}"
-        return f"[{stamp_s:.3f}] {who}: {label} ({confidence:.0%}){extra}"
+            return f"[{when}] {who}: {previous.label} -> {label} ({confidence:.0%}){extra}"
+        return f"[{when}] {who}: {label} ({confidence:.0%}){extra}"

@@ -79,6 +79,9 @@ def test_demo_writes_an_annotated_png(tmp_path):
     (["run", "--source", "video", "/no/such/clip.mp4"], "does not exist"),
     (["run", "-p", "detect.scale_fator=1.1"], "has no parameter 'scale_fator'"),
     (["run", "--model", "/no/such/model.tflite", "--duration", "1"], "model file /no/such/model.tflite does not exist"),
+    (["run", "--mqtt", "http://broker:1883", "--duration", "1"], "MQTT URL must look like"),
+    (["run", "--mqtt", "mqtt://127.0.0.1:1", "--mqtt-credentials", "/no/creds", "--duration", "1"],
+     "No such file or directory: /no/creds"),
 ])
 def test_run_refuses_bad_settings_clearly(args, message):
     out = subprocess.run([MOODSTREAM, *args], capture_output=True, text=True, timeout=60)

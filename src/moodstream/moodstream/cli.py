@@ -211,14 +211,19 @@ def main(argv: list[str] | None = None) -> int:
 
     prepare_environment()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from moodstream_bridge.influx_writer import InfluxConfigError
+    from moodstream_bridge.mqtt_relay import MqttConfigError
     from moodstream_capture.sources import SourceError
     from moodstream_classify.model import ModelError
     from moodstream_detect.detectors import DetectorError
 
     try:
         return args.func(args)
-    except (ConfigError, ModelError, SourceError, DetectorError) as err:
+    except (ConfigError, ModelError, SourceError, DetectorError, MqttConfigError, InfluxConfigError) as err:
         print(f"moodstream: {err}", file=sys.stderr)
+        return 2
+    except FileNotFoundError as err:  # a credentials, parameters or data file named on the command line
+        print(f"moodstream: {err.strerror}: {err.filename}", file=sys.stderr)
         return 2
 
 

@@ -129,9 +129,12 @@ class MqttRelay:
     def pump(self) -> None:
         """Acknowledge what the broker confirmed and hand paho the next messages."""
         with self._lock:
-            ready = [mid for mid in self._acked_mids if mid in self._inflight]
-            acked = [self._inflight.pop(mid) for mid in ready]
-            self._acked_mids.difference_update(ready)
+            acked = [self._inflight.pop(mid) for mid in self._acked_mids if mid in self._inflight]
+            # Acknowledgements that match nothing in flight are stale (paho resending an old
+            # message after a reconnect) or raced ahead of their publish: forget them. A stale
+            # one kept could match a reused message id later and drop a message unsent; a raced
+            # one forgotten only means that message goes out once more.
+            self._acked_mids.clear()
             connected, room = self.connected, self.settings.max_inflight - len(self._inflight)
             cursor = self._cursor
         self.outbox.ack(acked)

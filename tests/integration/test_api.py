@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,18 +13,13 @@ import cv2
 import httpx
 import numpy as np
 import pytest
+from services.mosquitto import free_port
 
 from moodstream_capture.synthetic import SyntheticScene
 
 BIN = Path(sys.executable).parent
 FACE_JPG = Path(__file__).resolve().parents[2] / "src/moodstream_capture/moodstream_capture/data/astronaut_face.jpg"
 MOODS = ["positive", "negative", "neutral", "other"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -44,11 +44,12 @@ def test_outbox_is_durable_ordered_and_bounded(tmp_path):
     ids = [box.put("t", f"m{i}".encode()) for i in range(4)]
     assert box.dropped == 1 and len(box) == 3
     assert [p for _, _, p in box.peek(10)] == [b"m1", b"m2", b"m3"]
-    box.ack([ids[1]])
+    box.ack([ids[1], ids[0]])  # ids[0] was dropped as the oldest: acknowledging it changes nothing
+    assert len(box) == 2
     assert [p for _, _, p in box.peek(10, after=ids[1])] == [b"m2", b"m3"]
     box.close()
     again = Outbox(tmp_path / "o.db", max_messages=3)  # a restart of the bridge
-    assert [p for _, _, p in again.peek(10)] == [b"m2", b"m3"]
+    assert [p for _, _, p in again.peek(10)] == [b"m2", b"m3"] and len(again) == 2
 
 
 def test_credentials_never_from_the_url(tmp_path, monkeypatch):

@@ -17,7 +17,7 @@ import logging
 import sys
 from pathlib import Path
 
-from .params import ConfigError, Overrides, load_params_file, merge, parse_assignments
+from .params import ConfigError, Overrides, coerce, load_params_file, merge, parse_assignments
 
 SOURCE_HELP = "synthetic | webcam [DEVICE] | video PATH | images DIR | topic NAME | openmv [PORT]"
 
@@ -101,8 +101,6 @@ def flag_overrides(args: argparse.Namespace, bridge_only: bool = False) -> Overr
 
 
 def build_overrides(args: argparse.Namespace, source: list[str]) -> tuple[Overrides, str | None]:
-    from .params import coerce
-
     src, topic = source_overrides(source)
     layers = [load_params_file(args.params)] if args.params else []
     layers += [src, flag_overrides(args), parse_assignments(args.param)]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable
 
 from rclpy.node import Node
@@ -17,7 +16,6 @@ class ConsoleNode(Node):
     def __init__(self, name: str = "console", sink: Callable[[str], None] | None = None, **kwargs) -> None:
         super().__init__(name, **kwargs)
         self.reporter = ChangeReporter()
-        self.lines: deque[str] = deque(maxlen=200)
         self._sink = sink or self.get_logger().info
         self.subscription = self.create_subscription(Emotion, "emotion", self.on_emotion, RESULT_QOS)
 
@@ -26,7 +24,6 @@ class ConsoleNode(Node):
                                     msg.face.smoothed_confidence, stamp_to_seconds(msg.header.stamp),
                                     msg.faces_in_view)
         if line:
-            self.lines.append(line)
             self._sink(line)
 
 

@@ -22,14 +22,17 @@ class Outbox:
         self._db.execute("CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, "
                          "topic TEXT NOT NULL, payload BLOB NOT NULL)")
         self.dropped = 0
+        self._size = int(self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
 
     def put(self, topic: str, payload: bytes) -> int:
         with self._lock:
             cur = self._db.execute("INSERT INTO outbox (topic, payload) VALUES (?, ?)", (topic, payload))
-            excess = self._count() - self.max_messages
+            self._size += 1
+            excess = self._size - self.max_messages
             if excess > 0:
                 self._db.execute("DELETE FROM outbox WHERE id IN (SELECT id FROM outbox ORDER BY id LIMIT ?)",
                                  (excess,))
+                self._size -= excess
                 self.dropped += excess
             return int(cur.lastrowid)
 
@@ -41,14 +44,11 @@ class Outbox:
     def ack(self, ids: list[int]) -> None:
         if ids:
             with self._lock:
-                self._db.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in ids])
-
-    def _count(self) -> int:
-        return int(self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
+                cur = self._db.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in ids])
+                self._size -= cur.rowcount  # ids dropped meanwhile as the oldest delete nothing
 
     def __len__(self) -> int:
-        with self._lock:
-            return self._count()
+        return self._size
 
     def close(self) -> None:
         with self._lock:

@@ -42,5 +42,7 @@ def to_messages(result: FrameResult, header: Header, labels: list[str], image_wi
                          faces=faces)
     primary = Emotion(header=header, face_present=result.primary is not None, faces_in_view=len(faces))
     if result.primary is not None:
-        primary.face = face_to_msg(result.primary, labels)
+        # Detected in this frame: the same message as in `emotions`; coasting: its last result.
+        by_track = {f.track_id: m for f, m in zip(result.faces, faces, strict=True)}
+        primary.face = by_track.get(result.primary.track_id) or face_to_msg(result.primary, labels)
     return array, primary

@@ -36,11 +36,13 @@ def test_pipeline_across_processes(face_clip, tmp_path, repo_root):
         logs = "\n".join(p.output() for p in procs)
         counts = {t: len(m) for t, m in collector.messages.items()}
         assert got, f"too few messages arrived ({counts}); node logs:\n{logs}"
-        collector.spin_until(lambda: len(collector.messages["/diagnostics"]) >= 6, timeout=5)
+        collector.spin_until(lambda: all(any(s.name.startswith(f"{ns}/{stage}")
+                                             for d in collector.messages["/diagnostics"] for s in d.status)
+                                         for stage in ("capture", "detect", "classify")), timeout=15)
     finally:
         codes = [p.stop() for p in procs]
         collector.close()
-    assert all(code in (0, -2, 130) for code in codes), codes
+    assert all(code in (0, -2, 130) for code in codes), (codes, "\n".join(p.output() for p in procs))
 
     images = collector.messages[f"{ns}/image_raw"]
     arrays = collector.messages[f"{ns}/emotions"]

@@ -93,23 +93,41 @@ def run_node(factory, args: list[str] | None = None) -> None:
     """Entry point of a node executable: start, spin until shut down, clean up.
 
     A node that cannot start (missing model, bad parameter) logs one clear line and exits with
-    status 1 instead of a traceback, so that a supervisor does not see a crash loop.
+    status 1 instead of a traceback, so that a supervisor does not see a crash loop. A signal
+    shuts the context down from another thread while a callback may still be running, so errors
+    raised after shutdown began (a publish on a dead context, a handle already gone) are part of a
+    normal stop and give status 0; an error while the node is still running gives status 1.
     """
+    import traceback
+
     import rclpy
     from rclpy.executors import ExternalShutdownException
 
+    logger = rclpy.logging.get_logger("moodstream")
     prepare_environment()
     rclpy.init(args=args)
     try:
         node = factory()
     except Exception as err:
-        rclpy.logging.get_logger("moodstream").fatal(f"{type(err).__name__}: {err}")
+        logger.fatal(f"{type(err).__name__}: {err}")
         rclpy.try_shutdown()
         raise SystemExit(1) from None
+    failed = False
     try:
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except Exception as err:
+        if rclpy.ok():
+            failed = True
+            logger.fatal(f"{node.get_name()} stopped on an error: {traceback.format_exc()}")
+        else:
+            logger.debug(f"ignored while shutting down: {type(err).__name__}: {err}")
     finally:
-        node.destroy_node()
+        try:
+            node.destroy_node()
+        except (Exception, KeyboardInterrupt) as err:
+            logger.debug(f"ignored while destroying the node: {type(err).__name__}: {err}")
         rclpy.try_shutdown()
+    if failed:
+        raise SystemExit(1)

@@ -1,0 +1,53 @@
+"""How a node executable ends: errors racing a shutdown are a clean stop, errors while running are not."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+pytestmark = [pytest.mark.ros]
+
+NODE = textwrap.dedent("""
+    import sys
+
+    import rclpy
+    from rclpy.node import Node
+
+    from moodstream_common.ros import run_node
+
+    SHUT_DOWN_FIRST = sys.argv[1] == "after-shutdown"
+
+
+    class Failing(Node):
+        def __init__(self):
+            super().__init__("failing")
+            self.create_timer(0.05, self.tick)
+
+        def tick(self):
+            if SHUT_DOWN_FIRST:
+                # What a signal does from rclpy's signal thread while a callback runs.
+                rclpy.shutdown()
+            raise RuntimeError("publisher's context is invalid")
+
+
+    run_node(Failing, [])
+""")
+
+
+def run(mode: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", NODE, mode], capture_output=True, text=True, timeout=60)
+
+
+def test_error_raised_after_shutdown_began_is_a_clean_stop():
+    out = run("after-shutdown")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "Traceback" not in out.stdout + out.stderr
+
+
+def test_error_while_running_stops_the_node_with_status_1_and_says_why():
+    out = run("while-running")
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "failing stopped on an error" in out.stderr and "publisher's context is invalid" in out.stderr

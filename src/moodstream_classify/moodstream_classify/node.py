@@ -76,7 +76,6 @@ class ClassifyNode(Node):
         self.estimator = estimator_from_params(p, self.model)
         self.model_id = f"{self.model.name}@{self.model.version}"
         self.stats = StageStats()
-        self._last_error = ""
         self.emotions_pub = self.create_publisher(EmotionArray, "emotions", RESULT_QOS)
         self.emotion_pub = self.create_publisher(Emotion, "emotion", RESULT_QOS)
         self.image_pub = self.create_publisher(Image, "emotion/image", IMAGE_QOS)
@@ -137,9 +136,9 @@ class ClassifyNode(Node):
         try:
             result, array, primary = self.classify(msg)
         except (ImageFormatError, ValueError) as err:
-            self.stats.dropped += 1
-            self._last_error = f"dropped a frame: {err}"
-            self.get_logger().warning(self._last_error, throttle_duration_sec=5.0)
+            reason = f"dropped a frame: {err}"
+            self.stats.drop(reason)
+            self.get_logger().warning(reason, throttle_duration_sec=5.0)
             return
         self.emotions_pub.publish(array)
         self.emotion_pub.publish(primary)
@@ -154,8 +153,8 @@ class ClassifyNode(Node):
         values = self.stats.summary()
         values["model"] = self.model_id
         values["model_path"] = str(self.model.path)
-        level = "warn" if self._last_error else "ok"
-        return diagnostic_status(self, "classify", level, self._last_error or "classifying", values)
+        warning = self.stats.recent_drop()
+        return diagnostic_status(self, "classify", "warn" if warning else "ok", warning or "classifying", values)
 
 
 def main(args: list[str] | None = None) -> None:

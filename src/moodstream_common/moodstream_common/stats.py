@@ -19,10 +19,21 @@ class StageStats:
         self.processed = 0
         self.dropped = 0
         self.errors = 0
+        self._drop_reason = ""
+        self._dropped_at = float("-inf")
 
     def tick(self) -> None:
         self.processed += 1
         self._stamps.append(self._clock())
+
+    def drop(self, reason: str) -> None:
+        """Count a dropped frame and remember why."""
+        self.dropped += 1
+        self._drop_reason, self._dropped_at = reason, self._clock()
+
+    def recent_drop(self, hold_s: float = 10.0) -> str:
+        """Why the last frame was dropped, if that was less than ``hold_s`` ago; else ""."""
+        return self._drop_reason if self._clock() - self._dropped_at < hold_s else ""
 
     def add_latency(self, name: str, seconds: float) -> None:
         self._latencies.setdefault(name, deque(maxlen=self._window)).append(seconds)

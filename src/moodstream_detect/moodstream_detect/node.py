@@ -52,7 +52,6 @@ class DetectNode(Node):
             refresh_frames=p["roi_refresh_frames"],
         )
         self.stats = StageStats()
-        self._last_error = ""
         self.publisher = self.create_publisher(DetectedFaces, "faces", RESULT_QOS)
         self.subscription = self.create_subscription(Image, "image_raw", self.on_image, IMAGE_QOS)
         self.diagnostics = DiagnosticsPublisher(self)
@@ -83,9 +82,9 @@ class DetectNode(Node):
         try:
             faces = self.detect(msg)
         except (ImageFormatError, ValueError) as err:
-            self.stats.dropped += 1
-            self._last_error = f"dropped a frame: {err}"
-            self.get_logger().warning(self._last_error, throttle_duration_sec=5.0)
+            reason = f"dropped a frame: {err}"
+            self.stats.drop(reason)
+            self.get_logger().warning(reason, throttle_duration_sec=5.0)
             return
         self.publisher.publish(faces)
         self.stats.add_latency("detect", time.perf_counter() - t0)
@@ -96,8 +95,8 @@ class DetectNode(Node):
     def _diagnostic(self) -> DiagnosticStatus:
         values = self.stats.summary()
         values["detector"] = self.detector.name
-        level = "warn" if self._last_error else "ok"
-        return diagnostic_status(self, "detect", level, self._last_error or "detecting", values)
+        warning = self.stats.recent_drop()
+        return diagnostic_status(self, "detect", "warn" if warning else "ok", warning or "detecting", values)
 
 
 def main(args: list[str] | None = None) -> None:

@@ -136,12 +136,13 @@ class AnalyzerPool:
     share an interpreter or a detector."""
 
     def __init__(self, model_path: str | Path, size: int = 2, **settings) -> None:
+        analyzers = [ImageAnalyzer(model_path, **settings) for _ in range(max(1, size))]
         self._free: queue.Queue[ImageAnalyzer] = queue.Queue()
-        for _ in range(max(1, size)):
-            self._free.put(ImageAnalyzer(model_path, **settings))
-        first = self._free.queue[0]
-        self.labels = first.model.labels
-        self.model_id = f"{first.model.name}@{first.model.version}"
+        for analyzer in analyzers:
+            self._free.put(analyzer)
+        model = analyzers[0].model
+        self.labels = model.labels
+        self.model_id = f"{model.name}@{model.version}"
         self.detectors = available_detectors()
 
     @contextmanager

@@ -12,13 +12,12 @@ from __future__ import annotations
 import base64
 import logging
 import threading
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 
-from .outbox import Outbox
+from .outbox import Outbox, wait_until_drained
 from .records import EmotionRecord
 
 log = logging.getLogger(__name__)
@@ -150,9 +149,7 @@ class InfluxWriter:
         self._worker.start()
 
     def stop(self, timeout: float = 5.0) -> None:
-        deadline = time.monotonic() + timeout
-        while self.connected and len(self.outbox) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until_drained(self.outbox, lambda: self.connected, timeout)
         self._stop.set()
         if self._worker is not None:
             self._worker.join()

@@ -14,7 +14,6 @@ import logging
 import os
 import ssl
 import threading
-import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +21,7 @@ from urllib.parse import urlparse
 
 import paho.mqtt.client as mqtt
 
-from .outbox import Outbox
+from .outbox import Outbox, wait_until_drained
 
 log = logging.getLogger(__name__)
 
@@ -165,9 +164,7 @@ class MqttRelay:
 
     def stop(self, timeout: float = 5.0) -> None:
         """Deliver what can be delivered within ``timeout``, say offline, disconnect."""
-        deadline = time.monotonic() + timeout
-        while self.connected and len(self.outbox) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until_drained(self.outbox, lambda: self.connected, timeout)
         self._stop.set()
         if self._worker is not None:
             self._worker.join()

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -53,3 +55,10 @@ class Outbox:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def wait_until_drained(outbox: Outbox, connected: Callable[[], bool], timeout: float) -> None:
+    """Wait, at most ``timeout`` seconds, for a sending worker to empty ``outbox`` while it is connected."""
+    deadline = time.monotonic() + timeout
+    while connected() and len(outbox) and time.monotonic() < deadline:
+        time.sleep(0.05)

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Reproduce models/emotion.tflite from scratch: teacher, distilled student, float16 export.
+# Reproduce models/emotion.tflite from scratch: teacher, distilled student, SWA fine-tuning,
+# float16 export.
 # Uses a CUDA GPU when PyTorch sees one (about 6 min on an H100), else the CPU
 # (hours: the 4.7 M-parameter teacher is the slow part). Run from the repository root:
 #   make model            # or: bash models/training/reproduce.sh
@@ -12,5 +13,7 @@ python -m moodstream_train.train --data "$DATA" --spec "64,64|128,128|256,256|51
   --epochs 60 --out "$RUNS/teacher" --resume
 python -m moodstream_train.train --data "$DATA" --spec "32|64|128,128|256,256" --epochs 80 \
   --teacher "$RUNS/teacher/final.pt" --out "$RUNS/student" --resume
-python -m moodstream_train.export "$RUNS/student/final.pt" --no-flip-tta --out "$ROOT/models/emotion.tflite"
-python -m moodstream_train.export_int8 "$RUNS/student/final.pt" --data "$DATA" --out "$ROOT/models/emotion_int8.tflite"
+python -m moodstream_train.swa "$RUNS/student/final.pt" --data "$DATA" --epochs 16 --lr 0.03 \
+  --out "$RUNS/student_swa" --resume
+python -m moodstream_train.export "$RUNS/student_swa/final.pt" --no-flip-tta --out "$ROOT/models/emotion.tflite"
+python -m moodstream_train.export_int8 "$RUNS/student_swa/final.pt" --data "$DATA" --out "$ROOT/models/emotion_int8.tflite"

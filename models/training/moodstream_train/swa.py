@@ -27,7 +27,7 @@ import torch.nn.functional as F
 
 from .augment import augment
 from .data import DEFAULT_DATA_DIR, load_split, stratified_holdout
-from .train import load_checkpoint, predict, seed_everything, to_tensor
+from .train import distillation_loss, load_checkpoint, predict, restore_state, seed_everything, to_tensor
 
 log = logging.getLogger("moodstream_train.swa")
 
@@ -102,11 +102,7 @@ def main(argv: list[str] | None = None) -> None:
     first_epoch, averaged_count, history = 0, 0, []
     last = args.out / "last.pt"
     if args.resume and last.is_file():
-        state = torch.load(last, map_location=device, weights_only=False)
-        model.load_state_dict(state["model"])
-        averaged.load_state_dict(state["averaged"])
-        optimizer.load_state_dict(state["optimizer"])
-        generator.set_state(state["generator"].to("cpu") if device.type == "cpu" else state["generator"])
+        state = restore_state(last, device, generator, model=model, averaged=averaged, optimizer=optimizer)
         first_epoch, averaged_count, history = state["epoch"], state["averaged_count"], state["history"]
         log.info("resumed at epoch %d", first_epoch)
 
@@ -126,9 +122,7 @@ def main(argv: list[str] | None = None) -> None:
             if teacher is not None:
                 with torch.no_grad():
                     t_logits = teacher(xb)
-                t = args.kd_temperature
-                kd = F.kl_div(F.log_softmax(logits / t, 1), F.softmax(t_logits / t, 1),
-                              reduction="batchmean") * t * t
+                kd = distillation_loss(logits, t_logits, args.kd_temperature)
                 loss = (1 - args.self_distill) * loss + args.self_distill * kd
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

@@ -51,6 +51,21 @@ def predict(model: torch.nn.Module, x: torch.Tensor, flip_tta: bool, batch: int 
     return torch.cat(out)
 
 
+def distillation_loss(logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """KL divergence from the teacher's softened distribution, scaled by T^2 (Hinton et al.)."""
+    return F.kl_div(F.log_softmax(logits / temperature, 1), F.softmax(teacher_logits / temperature, 1),
+                    reduction="batchmean") * temperature * temperature
+
+
+def restore_state(path: Path, device: torch.device, generator: torch.Generator, **stateful) -> dict:
+    """Load a ``last.pt``, restore the named modules/optimizers and the generator, return the state."""
+    state = torch.load(path, map_location=device, weights_only=False)
+    for key, obj in stateful.items():
+        obj.load_state_dict(state[key])
+    generator.set_state(state["generator"].to("cpu") if device.type == "cpu" else state["generator"])
+    return state
+
+
 def load_checkpoint(path: Path, device: torch.device) -> tuple[EmotionNet, dict]:
     ckpt = torch.load(path, map_location=device, weights_only=False)
     model = EmotionNet(ckpt["spec"], dropout=ckpt["dropout"]).to(device)
@@ -107,11 +122,11 @@ def main(argv: list[str] | None = None) -> None:
     start_epoch, history = 0, []
     last = args.out / "last.pt"
     if args.resume and last.is_file():
-        state = torch.load(last, map_location=device, weights_only=False)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        generator.set_state(state["generator"].to("cpu") if device.type == "cpu" else state["generator"])
+        state = restore_state(last, device, generator, model=model, optimizer=optimizer, scheduler=scheduler)
+        if state.get("epochs", args.epochs) != args.epochs:
+            # The one-cycle schedule is laid out for the whole run; it cannot be stretched.
+            raise SystemExit(f"{last} belongs to a run of {state['epochs']} epochs: resume it with "
+                             f"--epochs {state['epochs']}, or start afresh with another --out")
         start_epoch, history = state["epoch"], state["history"]
         log.info("resumed at epoch %d", start_epoch)
 
@@ -134,9 +149,7 @@ def main(argv: list[str] | None = None) -> None:
                 if teacher is not None:
                     with torch.no_grad():
                         t_logits = teacher(xb).float()
-                    t = args.kd_temperature
-                    kd = F.kl_div(F.log_softmax(logits.float() / t, 1), F.softmax(t_logits / t, 1),
-                                  reduction="batchmean") * t * t
+                    kd = distillation_loss(logits.float(), t_logits, args.kd_temperature)
                     loss = (1 - args.kd_weight) * loss + args.kd_weight * kd
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -151,7 +164,8 @@ def main(argv: list[str] | None = None) -> None:
                  time.time() - t0)
         torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict(), "generator": generator.get_state(),
-                    "epoch": epoch + 1, "history": history, "spec": args.spec, "dropout": args.dropout}, last)
+                    "epoch": epoch + 1, "epochs": args.epochs, "history": history, "spec": args.spec,
+                    "dropout": args.dropout}, last)
 
     summary = {
         "spec": args.spec, "dropout": args.dropout, "labels": list(LABELS),

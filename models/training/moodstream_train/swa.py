@@ -1,15 +1,18 @@
 """Fine-tune a trained EmotionNet with stochastic weight averaging (SWA), on CPU or GPU.
 
-    python -m moodstream_train.swa runs/student/final.pt --epochs 12 --out runs/student_swa
+    python -m moodstream_train.swa runs/student/final.pt --out runs/student_swa
 
 Starting from a trained checkpoint, trains a few more epochs on the same training images (the
 same held-out split, rebuilt from the checkpoint's seed and fraction), with a learning rate that
 falls from ``--lr`` to a tenth within every epoch, and averages the weights reached at the end of
 each epoch. The average sits in a flatter region of the loss than any single point, which tends to
-generalise better. BatchNorm statistics are then recomputed for the averaged weights. With
-``--self-distill`` the starting model also serves as a frozen teacher (its soft labels carry what
-the original teacher taught it). Writes ``OUT/final.pt`` in ``train.py``'s format, so
-``export.py`` takes it as is; ``OUT/last.pt`` after every epoch (``--resume``).
+generalise better. BatchNorm statistics are then recomputed for the averaged weights. The
+starting model also serves as a frozen teacher for a share ``--self-distill`` of the loss (its
+soft labels carry what the original teacher taught it). Defaults are the shipped run's.
+
+Writes ``OUT/final.pt`` in ``train.py``'s format, so ``export.py`` takes it as is, and
+``OUT/last.pt`` after every epoch (``--resume``, which may also extend a finished run with a
+larger ``--epochs``).
 """
 
 from __future__ import annotations
@@ -57,9 +60,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("checkpoint", type=Path, help="trained checkpoint (train.py's final.pt)")
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA_DIR)
     ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--epochs", type=int, default=12)
+    ap.add_argument("--epochs", type=int, default=16)
     ap.add_argument("--batch", type=int, default=128)
-    ap.add_argument("--lr", type=float, default=0.01, help="learning rate at the start of every epoch")
+    ap.add_argument("--lr", type=float, default=0.03, help="learning rate at the start of every epoch")
     ap.add_argument("--weight-decay", type=float, default=5e-4)
     ap.add_argument("--label-smoothing", type=float, default=0.1)
     ap.add_argument("--self-distill", type=float, default=0.5,

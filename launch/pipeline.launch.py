@@ -1,24 +1,50 @@
-"""MoodStream pipeline: capture -> detect -> classify (-> console), one process per stage.
+"""MoodStream pipeline: capture -> detect -> classify (-> bridge, console), one process per stage.
 
     ros2 launch moodstream pipeline.launch.py
     ros2 launch moodstream pipeline.launch.py source:=webcam device:=/dev/video0
     ros2 launch moodstream pipeline.launch.py source:=topic image_topic:=/camera/image_raw
     ros2 launch moodstream pipeline.launch.py source:=openmv port:=/dev/ttyACM0
     ros2 launch moodstream pipeline.launch.py namespace:=front_camera params_file:=my_params.yaml
+    ros2 launch moodstream pipeline.launch.py rviz:=true
 
-Launch arguments override the parameters file; the runner (`moodstream run`) takes the same names.
+Launch arguments override the parameters file. The runner (`moodstream run`) reads the same
+parameters file and node parameters; its flags for these arguments are spelled differently:
+
+    launch argument             runner
+    namespace:=NS               --namespace NS
+    params_file:=FILE           --params FILE
+    source:=KIND                --source KIND
+    device:=DEV, path:=PATH     the argument after --source (--source webcam DEV, --source video PATH)
+    image_topic:=TOPIC          --source topic TOPIC
+    port:=PORT                  --source openmv PORT
+    console:=true               always on (one line per change on stdout)
+    bridge:=true|false          on with --mqtt / --influx; off otherwise
+    rviz:=true                  --display (an OpenCV window)
 """
 
 from pathlib import Path
 
-from ament_index_python.packages import get_package_share_directory
-from launch.actions import DeclareLaunchArgument
+from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
+from launch.actions import DeclareLaunchArgument, LogInfo, OpaqueFunction
 from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration, PythonExpression
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
 
 from launch import LaunchDescription
+
+SOURCES = ["synthetic", "webcam", "video", "images", "topic", "openmv"]
+
+
+def rviz(context, config: str) -> list:
+    """rviz2 with MoodStream's view, where rviz2 is installed; a clear message where it is not."""
+    try:
+        get_package_share_directory("rviz2")
+    except PackageNotFoundError:
+        return [LogInfo(msg="rviz:=true, but rviz2 is not installed: sudo apt install ros-$ROS_DISTRO-rviz2 "
+                            f"(then: rviz2 -d {config})")]
+    return [Node(package="rviz2", executable="rviz2", name="rviz", namespace=LaunchConfiguration("namespace"),
+                 arguments=["-d", config], output="screen")]
 
 
 def generate_launch_description() -> LaunchDescription:
@@ -34,17 +60,21 @@ def generate_launch_description() -> LaunchDescription:
 
     return LaunchDescription([
         DeclareLaunchArgument("namespace", default_value="", description="namespace of every node and topic"),
-        DeclareLaunchArgument("params_file", default_value=str(share / "config" / "params.yaml")),
-        DeclareLaunchArgument("source", default_value="synthetic",
-                              description="synthetic | webcam | video | images | topic | openmv"),
+        DeclareLaunchArgument("params_file", default_value=str(share / "config" / "params.yaml"),
+                              description="ROS 2 parameters file (the runner's --params)"),
+        DeclareLaunchArgument("source", default_value="synthetic", choices=SOURCES,
+                              description="where images come from"),
         DeclareLaunchArgument("device", default_value="0", description="webcam index or device path"),
         DeclareLaunchArgument("path", default_value="", description="video file or image folder"),
         DeclareLaunchArgument("image_topic", default_value="image_raw",
                               description="image topic the detector reads (a camera driver's, with source:=topic)"),
         DeclareLaunchArgument("port", default_value="/dev/ttyACM0", description="the OpenMV camera's serial port"),
-        DeclareLaunchArgument("console", default_value="false", description="log each emotion change"),
-        DeclareLaunchArgument("bridge", default_value="true",
+        DeclareLaunchArgument("console", default_value="false", choices=["true", "false"],
+                              description="log each emotion change"),
+        DeclareLaunchArgument("bridge", default_value="true", choices=["true", "false"],
                               description="relay to MQTT (bridge.mqtt_url) or record the local mood history"),
+        DeclareLaunchArgument("rviz", default_value="false", choices=["true", "false"],
+                              description="start rviz2 with config/moodstream.rviz (emotion/image)"),
         Node(
             package="moodstream_capture", executable="capture_node", name="capture", namespace=namespace,
             # ParameterValue(str): "0" must stay a string, not become the integer 0.
@@ -76,4 +106,6 @@ def generate_launch_description() -> LaunchDescription:
             package="moodstream_bridge", executable="console_node", name="console", namespace=namespace,
             condition=IfCondition(LaunchConfiguration("console")), output="screen",
         ),
+        OpaqueFunction(function=rviz, kwargs={"config": str(share / "config" / "moodstream.rviz")},
+                       condition=IfCondition(LaunchConfiguration("rviz"))),
     ])

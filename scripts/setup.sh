@@ -85,6 +85,29 @@ if [ $WITH_TEST = 1 ] && { ! command -v docker-compose > /dev/null || [ ! -x /us
   fi
 fi
 
+# The ROS 2 launch/CLI stack (ros2 launch, ros2 topic/node/param, launch_testing) that a ROS
+# install provides and PyPI does not: from ../shared/ros2 beside the project, where it exists.
+# The tests build the workspace with colcon and launch it for real with it.
+SHARED_ROS2=${MOODSTREAM_SHARED_ROS2:-$ROOT/../shared/ros2}
+if [ $WITH_TEST = 1 ]; then
+  if [ -x "$SHARED_ROS2/install.sh" ]; then
+    ros2_stamp="$VENV/.moodstream-ros2-stack"
+    ros2_hash=$( (cat "$SHARED_ROS2/install.sh" "$SHARED_ROS2/PROVENANCE.txt"; echo "$want") | sha256sum | cut -d' ' -f1)
+    if [ "$(cat "$ros2_stamp" 2>/dev/null)" != "$ros2_hash" ]; then
+      echo "[setup] installing the ROS 2 launch and CLI stack from $SHARED_ROS2"
+      bash "$SHARED_ROS2/install.sh" "$VENV" 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true
+      "$VENV/bin/python" -c "import launch_ros, launch_testing" && echo "$ros2_hash" > "$ros2_stamp"
+    fi
+  else
+    echo "[setup] $SHARED_ROS2 is missing: the launch tests will be skipped (and fail in CI)"
+  fi
+  # paho-mqtt 1.6, what rosdep's python3-paho-mqtt installs on Ubuntu 24.04, beside the venv's 2.x:
+  # the bridge is tested against a real broker with both.
+  if [ ! -f "$VENV/paho-mqtt-1.6/paho/mqtt/client.py" ]; then
+    quiet_pip --target "$VENV/paho-mqtt-1.6" --no-deps 'paho-mqtt==1.6.1'
+  fi
+fi
+
 # npm packages the tests use: Node-RED with the InfluxDB nodes (runs docker/node-red/flows.json),
 # and Grafana's schema with TypeScript (type-checks the dashboard).
 if [ $WITH_TEST = 1 ]; then
@@ -106,6 +129,6 @@ fi
 echo "[setup] installing MoodStream packages"
 # Not editable: `pip install -e` skips data_files (ament index markers, launch, config, model).
 quiet_pip --no-deps --force-reinstall --no-build-isolation \
-  ./src/moodstream_common ./src/moodstream_capture ./src/moodstream_detect \
+  ./src/moodstream_common ./src/moodstream_models ./src/moodstream_capture ./src/moodstream_detect \
   ./src/moodstream_classify ./src/moodstream_bridge ./src/moodstream_openmv ./src/moodstream
 echo "[setup] done: . $VENV/bin/activate"

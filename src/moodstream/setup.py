@@ -9,11 +9,9 @@ setup(
     data_files=[
         ("share/ament_index/resource_index/packages", ["resource/" + package_name]),
         ("share/" + package_name, ["package.xml"]),
-        # launch/ and models/ are links to the repository's top-level folders.
+        # launch/ is a link to the repository's top-level folder.
         ("share/" + package_name + "/launch", ["launch/pipeline.launch.py"]),
-        ("share/" + package_name + "/config", ["config/params.yaml"]),
-        ("share/" + package_name + "/models", ["models/emotion.tflite", "models/emotion.json",
-                                               "models/emotion_int8.tflite", "models/emotion_int8.json"]),
+        ("share/" + package_name + "/config", ["config/params.yaml", "config/moodstream.rviz"]),
     ],
     install_requires=["setuptools"],
     zip_safe=True,

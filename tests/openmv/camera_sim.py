@@ -27,6 +27,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from moodstream_detect.detectors import find_cascade
+
 ROOT = Path(__file__).resolve().parents[2]
 FIRMWARE = ROOT / "firmware" / "openmv"
 sys.path.insert(0, str(FIRMWARE))
@@ -65,7 +67,7 @@ def install_stand_ins(port: Port, frames: int, faces: int, model_path: Path) -> 
     from moodstream_capture.synthetic import SyntheticScene
 
     scene = SyntheticScene(320, 240, faces=faces, seed=1)
-    cascade_cv = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
+    cascade_cv = cv2.CascadeClassifier(str(find_cascade("haarcascade_frontalface_default.xml")))
     state = {"frame": 0}
 
     class Image:

@@ -3,7 +3,6 @@ import numpy as np
 import pytest
 
 from moodstream_capture.sources import (
-    Backoff,
     ImageFolderSource,
     SourceError,
     SyntheticSource,
@@ -12,6 +11,7 @@ from moodstream_capture.sources import (
     make_source,
     validate_frame,
 )
+from moodstream_common.backoff import Backoff
 
 
 def test_synthetic_frames_are_deterministic_and_move():

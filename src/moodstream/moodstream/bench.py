@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 
 from moodstream_capture.synthetic import SyntheticScene
+from moodstream_detect.detectors import find_cascade
 
 CLIP_FRAMES = 300
 
@@ -55,7 +56,7 @@ def run_naive(clip: Path, model_path: Path) -> dict:
     """The original MoodStream's loop, for comparison."""
     from moodstream_classify.model import EmotionModel
 
-    cascade = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
+    cascade = cv2.CascadeClassifier(str(find_cascade("haarcascade_frontalface_default.xml")))
     model = EmotionModel(model_path, num_threads=1)
     cap = cv2.VideoCapture(str(clip))
     sink = io.StringIO()

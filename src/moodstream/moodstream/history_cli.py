@@ -9,8 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from moodstream_bridge.bridge_node import STATE_DIR
-from moodstream_bridge.history import History, Summary, summarize
+from moodstream_bridge.history import STATE_DIR, History, Summary, summarize
 from moodstream_classify.moods import MOODS
 
 MOOD_COLORS = {"positive": (80, 190, 80), "negative": (60, 60, 220), "neutral": (170, 170, 170),

@@ -14,13 +14,11 @@ from rclpy.node import Node
 from moodstream_common.ros import RESULT_QOS, DiagnosticsPublisher, declare_parameters, diagnostic_status, run_node
 from moodstream_interfaces.msg import EmotionArray
 
-from .history import History
+from .history import STATE_DIR, History
 from .influx_writer import InfluxSettings, InfluxWriter
 from .mqtt_relay import MqttRelay, MqttSettings, credentials
 from .outbox import Outbox
 from .records import RateLimiter, encode, records_from_array
-
-STATE_DIR = Path(os.environ.get("XDG_STATE_HOME", "~/.local/state")).expanduser() / "moodstream"
 
 DEFAULTS = {
     "robot_id": "",  # empty: this machine's host name

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import time
@@ -10,6 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .records import EmotionRecord
+
+#: Where the bridge keeps its outboxes and the mood history ($XDG_STATE_HOME/moodstream).
+STATE_DIR = Path(os.environ.get("XDG_STATE_HOME", "~/.local/state")).expanduser() / "moodstream"
 
 #: Two records of a face further apart than this do not make the time between them count.
 MAX_GAP_NS = 5_000_000_000

@@ -61,6 +61,18 @@ def credentials(path: str = "", env_prefix: str = "MOODSTREAM_MQTT") -> tuple[st
     return os.environ.get(f"{env_prefix}_USERNAME"), os.environ.get(f"{env_prefix}_PASSWORD")
 
 
+def new_client(client_id: str) -> mqtt.Client:
+    """A paho client with the MQTT 3.1.1 clean session MoodStream uses, from paho-mqtt 1.6 or 2.x.
+
+    Ubuntu 24.04's python3-paho-mqtt (what rosdep installs) is 1.6, which has no
+    ``CallbackAPIVersion``; the callbacks below accept both versions' arguments.
+    """
+    if hasattr(mqtt, "CallbackAPIVersion"):
+        return mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311,
+                           clean_session=True)
+    return mqtt.Client(client_id=client_id, protocol=mqtt.MQTTv311, clean_session=True)
+
+
 class MqttRelay:
     def __init__(self, settings: MqttSettings, outbox: Outbox) -> None:
         url = urlparse(settings.url)
@@ -73,8 +85,7 @@ class MqttRelay:
         self.host, self.tls = url.hostname, url.scheme == "mqtts"
         self.port = url.port or (8883 if self.tls else 1883)
         client_id = settings.client_id or f"moodstream-{uuid.uuid4().hex[:8]}"
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
-                                  protocol=mqtt.MQTTv311, clean_session=True)
+        self.client = new_client(client_id)
         if settings.username:
             self.client.username_pw_set(settings.username, settings.password)
         if self.tls:
@@ -99,9 +110,12 @@ class MqttRelay:
     def status_payload(self, state: str) -> bytes:
         return json.dumps({"schema": "moodstream.status/1", "state": state}).encode()
 
-    # -- paho callbacks (paho's network thread) ----------------------------------------------------
-    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
-        if reason_code.is_failure:
+    # -- paho callbacks (paho's network thread), for paho-mqtt 1.6 and 2.x ----------------------------
+    def _on_connect(self, client, userdata, flags, reason_code, properties=None) -> None:
+        # paho 2 gives a ReasonCode; paho 1.6 an int (0: accepted).
+        if reason_code != 0:
+            if isinstance(reason_code, int):
+                reason_code = mqtt.connack_string(reason_code)
             self.last_error = f"broker refused the connection: {reason_code}"
             log.error("%s", self.last_error)
             return
@@ -113,14 +127,16 @@ class MqttRelay:
         client.publish(self.settings.status_topic, self.status_payload("online"), qos=1, retain=True)
         log.info("connected to %s:%d", self.host, self.port)
 
-    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+    def _on_disconnect(self, client, userdata, *args) -> None:
+        # paho 2: (flags, reason_code, properties); paho 1.6: (rc,)
+        reason_code = args[1] if len(args) >= 2 else args[0]
         with self._lock:
             self.connected = False
         if reason_code != 0:
             self.last_error = f"disconnected from {self.host}:{self.port} ({reason_code}); reconnecting"
             log.warning("%s", self.last_error)
 
-    def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
+    def _on_publish(self, client, userdata, mid, *_) -> None:
         with self._lock:
             self._acked_mids.add(mid)
 

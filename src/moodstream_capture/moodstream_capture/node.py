@@ -8,6 +8,7 @@ from diagnostic_msgs.msg import DiagnosticStatus
 from rclpy.node import Node
 from sensor_msgs.msg import Image
 
+from moodstream_common.backoff import Backoff
 from moodstream_common.image_conv import numpy_to_image
 from moodstream_common.ros import (
     IMAGE_QOS,
@@ -18,7 +19,7 @@ from moodstream_common.ros import (
 )
 from moodstream_common.stats import StageStats
 
-from .sources import Backoff, FrameSource, SourceError, make_source
+from .sources import FrameSource, SourceError, make_source
 
 DEFAULTS = {
     "source": "synthetic",  # synthetic | webcam | video | images

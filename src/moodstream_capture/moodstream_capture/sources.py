@@ -203,22 +203,3 @@ def make_source(kind: str, *, device: str = "0", path: str = "", width: int = 64
             raise SourceError("source 'images' needs the parameter 'path' (a folder of images)")
         return ImageFolderSource(path, loop)
     raise SourceError(f"unknown source {kind!r}; choose one of {', '.join(SOURCE_KINDS)} (or 'topic' in the runner)")
-
-
-class Backoff:
-    """Delays between reconnect attempts: initial, doubling, capped."""
-
-    def __init__(self, initial: float = 0.5, maximum: float = 10.0, factor: float = 2.0) -> None:
-        self.initial, self.maximum, self.factor = initial, maximum, factor
-        self._delay = initial
-        self.attempts = 0
-
-    def next_delay(self) -> float:
-        delay = self._delay
-        self._delay = min(self.maximum, self._delay * self.factor)
-        self.attempts += 1
-        return delay
-
-    def reset(self) -> None:
-        self._delay = self.initial
-        self.attempts = 0

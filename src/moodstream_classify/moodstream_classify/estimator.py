@@ -100,3 +100,28 @@ class EmotionEstimator:
         self._last.update((f.track_id, f) for f in faces)
         primary = self.primary.update({tid: f.box.area for tid, f in self._last.items()})
         return FrameResult(faces, self._last.get(primary) if primary is not None else None)
+
+
+#: Tracking, smoothing and primary-face parameters (shared with the OpenMV host node).
+ESTIMATOR_DEFAULTS = {
+    "smoothing": "ema",  # ema | window | none
+    "smoothing_alpha": 0.4,
+    "smoothing_window": 8,
+    "switch_margin": 0.1,  # hysteresis on the smoothed label
+    "hold_frames": 3,
+    "iou_threshold": 0.3,
+    "max_missed_frames": 10,
+    "primary_switch_ratio": 1.3,
+    "primary_hold_frames": 5,
+}
+
+
+def estimator_from_params(p: dict, model: EmotionModel | None, labels: list[str] | None = None) -> EmotionEstimator:
+    return EmotionEstimator(
+        model,
+        IouTracker(p["iou_threshold"], p["max_missed_frames"]),
+        SmoothingConfig(p["smoothing"], p["smoothing_alpha"], p["smoothing_window"], p["switch_margin"],
+                        p["hold_frames"]),
+        PrimaryFaceSelector(p["primary_switch_ratio"], p["primary_hold_frames"]),
+        labels=labels,
+    )

@@ -1,4 +1,10 @@
-"""The emotion model: a TFLite file and the labels beside it (ROS-free)."""
+"""The emotion model: a TFLite (or ONNX) file and the labels beside it (ROS-free).
+
+Two runtimes run the same network: TFLite (``ai_edge_litert`` or ``tflite_runtime``, what the
+venv installs) and onnxruntime (what rosdep installs on a robot: ``python3-onnxruntime-pip``;
+rosdep has no key for a TFLite runtime). ``models/emotion.onnx`` is exported from the same
+checkpoint as ``emotion.tflite`` with the same float16 weights; the tests hold them equal.
+"""
 
 from __future__ import annotations
 
@@ -11,32 +17,73 @@ import numpy as np
 from moodstream_common.preprocess import FACE_SIZE
 
 EXPECTED_INPUT = f"float32 input of shape (N,{FACE_SIZE},{FACE_SIZE},1)"
+#: ``runtime`` parameter values: auto takes TFLite where it imports, else the .onnx beside the model.
+RUNTIMES = ("auto", "tflite", "onnx")
+#: The package whose share folder holds ``models/`` (found through the ament resource index).
+MODELS_PACKAGE = "moodstream_models"
 
 
 class ModelError(RuntimeError):
     """A model or labels file that is missing, corrupt or does not fit MoodStream."""
 
 
-def _interpreter_class():
+def _tflite_interpreter_class():
     try:
         from ai_edge_litert.interpreter import Interpreter
     except ImportError:
         try:
             from tflite_runtime.interpreter import Interpreter
-        except ImportError as err:
-            raise ModelError("no TFLite runtime found: pip install ai-edge-litert (or tflite-runtime)") from err
+        except ImportError:
+            return None
     return Interpreter
 
 
+def _onnxruntime():
+    try:
+        import onnxruntime
+    except ImportError:
+        return None
+    return onnxruntime
+
+
+def resolve_runtime(model_path: Path, runtime: str = "auto") -> tuple[str, Path]:
+    """The runtime to use and the file it loads, or a ModelError that says what to install."""
+    if runtime not in RUNTIMES:
+        raise ModelError(f"runtime must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
+    if model_path.suffix == ".onnx":
+        if runtime == "tflite":
+            raise ModelError(f"{model_path} is an ONNX model; the tflite runtime cannot load it")
+        runtime = "onnx"
+    if runtime == "auto":
+        if _tflite_interpreter_class() is not None:
+            runtime = "tflite"
+        elif _onnxruntime() is not None and model_path.with_suffix(".onnx").is_file():
+            runtime = "onnx"
+        else:
+            raise ModelError(
+                f"no runtime for {model_path}: install a TFLite runtime (pip install ai-edge-litert) or "
+                f"onnxruntime (rosdep key python3-onnxruntime-pip, or pip install onnxruntime) to run "
+                f"{model_path.with_suffix('.onnx').name} beside it")
+    if runtime == "tflite" and _tflite_interpreter_class() is None:
+        raise ModelError("no TFLite runtime found: pip install ai-edge-litert (or tflite-runtime), "
+                         "or set runtime to onnx")
+    if runtime == "onnx":
+        if _onnxruntime() is None:
+            raise ModelError("runtime onnx needs onnxruntime: rosdep key python3-onnxruntime-pip "
+                             "(or pip install onnxruntime)")
+        model_path = model_path.with_suffix(".onnx")
+    return runtime, model_path
+
+
 def default_model_path() -> Path:
-    """``models/emotion.tflite`` as installed by the ``moodstream`` bringup package."""
+    """``models/emotion.tflite`` as installed by the ``moodstream_models`` package."""
     try:
         from ament_index_python.packages import get_package_share_directory
 
-        return Path(get_package_share_directory("moodstream")) / "models" / "emotion.tflite"
+        return Path(get_package_share_directory(MODELS_PACKAGE)) / "models" / "emotion.tflite"
     except (ImportError, LookupError) as err:
         raise ModelError(
-            "no model_path given and the 'moodstream' package (which installs models/emotion.tflite) "
+            f"no model_path given and the '{MODELS_PACKAGE}' package (which installs models/emotion.tflite) "
             "is not installed; set model_path or install it"
         ) from err
 
@@ -66,20 +113,28 @@ def read_metadata(model_path: Path, labels_path: Path | None = None) -> dict:
 
 
 class EmotionModel:
-    """Runs the TFLite emotion model on batches of preprocessed faces.
+    """Runs the emotion model (TFLite or ONNX) on batches of preprocessed faces.
 
-    Thread-safe: one interpreter, calls serialised by a lock.
+    Thread-safe: calls serialised by a lock.
     """
 
-    def __init__(self, model_path: str | Path, labels_path: str | Path | None = None, num_threads: int = 1) -> None:
-        self.path = Path(model_path)
+    def __init__(self, model_path: str | Path, labels_path: str | Path | None = None, num_threads: int = 1,
+                 runtime: str = "auto") -> None:
+        requested = Path(model_path)
+        if not requested.is_file():
+            raise ModelError(f"model file {requested} does not exist")
+        self.runtime, self.path = resolve_runtime(requested, runtime)
         if not self.path.is_file():
-            raise ModelError(f"model file {self.path} does not exist")
+            raise ModelError(f"runtime {self.runtime} needs {self.path}, which does not exist")
         meta = read_metadata(self.path, Path(labels_path) if labels_path else None)
         self.labels: list[str] = meta["labels"]
         self.name = str(meta.get("name", self.path.stem))
         self.version = str(meta.get("version", "unknown"))
         self._num_threads = max(1, num_threads)
+        self._lock = threading.Lock()
+        if self.runtime == "onnx":
+            self._init_onnx()
+            return
         try:
             interp = self._new_interpreter()
         except ModelError:
@@ -106,16 +161,38 @@ class EmotionModel:
         # One interpreter per batch size (1, 2, 4, 8, ...): resizing a single interpreter back and
         # forth as the number of faces changes would re-prepare the graph on many frames.
         self._interpreters = {int(inp["shape"][0]): interp}
-        self._lock = threading.Lock()
+
+    def _init_onnx(self) -> None:
+        ort = _onnxruntime()
+        options = ort.SessionOptions()
+        options.intra_op_num_threads, options.inter_op_num_threads = self._num_threads, 1
+        try:
+            self._session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+        except Exception as err:  # onnxruntime raises its own Fail / InvalidProtobuf for a bad file
+            raise ModelError(f"{self.path} is not a loadable ONNX model ({err}); expected an {EXPECTED_INPUT}") from err
+        inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
+        if len(inputs) != 1 or len(outputs) != 1:
+            raise ModelError(f"{self.path} has {len(inputs)} inputs and {len(outputs)} outputs; expected 1 and 1")
+        shape = list(inputs[0].shape)
+        if inputs[0].type != "tensor(float)" or shape[1:] != [FACE_SIZE, FACE_SIZE, 1]:
+            raise ModelError(f"{self.path} takes {inputs[0].type} {tuple(shape)}; MoodStream feeds a {EXPECTED_INPUT}")
+        if outputs[0].shape[-1] != len(self.labels):
+            raise ModelError(f"{self.path} gives {outputs[0].shape[-1]} outputs but its labels file names "
+                             f"{len(self.labels)} labels ({', '.join(self.labels)})")
+        self._input_name = inputs[0].name
+        self.quantized = False
+        self._dynamic_batch = not isinstance(shape[0], int)
 
     def _new_interpreter(self, batch: int | None = None):
-        interp = _interpreter_class()(model_path=str(self.path), num_threads=self._num_threads)
+        interp = _tflite_interpreter_class()(model_path=str(self.path), num_threads=self._num_threads)
         if batch is not None:
             interp.resize_tensor_input(self._input, [batch, FACE_SIZE, FACE_SIZE, 1])
         interp.allocate_tensors()
         return interp
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
+        if self.runtime == "onnx":
+            return self._session.run(None, {self._input_name: batch})[0]
         n = batch.shape[0]
         size = 1 << (n - 1).bit_length() if self._dynamic_batch else 1
         interp = self._interpreters.get(size)

@@ -10,7 +10,7 @@ from diagnostic_msgs.msg import DiagnosticStatus
 from rclpy.node import Node
 from sensor_msgs.msg import Image
 
-from moodstream_common.image_conv import ImageFormatError, image_to_numpy, numpy_to_image, to_bgr
+from moodstream_common.image_conv import ImageFormatError, image_to_bgr, image_to_numpy, numpy_to_image
 from moodstream_common.preprocess import Box
 from moodstream_common.ros import (
     IMAGE_QOS,
@@ -26,43 +26,18 @@ from moodstream_interfaces.msg import DetectedFaces, Emotion, EmotionArray
 
 from .annotate import annotate
 from .convert import to_messages
-from .estimator import EmotionEstimator, FrameResult, SmoothingConfig
+from .estimator import ESTIMATOR_DEFAULTS, FrameResult, estimator_from_params
 from .model import EmotionModel, default_model_path
-from .primary import PrimaryFaceSelector
-from .tracking import IouTracker
-
-#: Tracking, smoothing and primary-face parameters (shared with the OpenMV host node).
-ESTIMATOR_DEFAULTS = {
-    "smoothing": "ema",  # ema | window | none
-    "smoothing_alpha": 0.4,
-    "smoothing_window": 8,
-    "switch_margin": 0.1,  # hysteresis on the smoothed label
-    "hold_frames": 3,
-    "iou_threshold": 0.3,
-    "max_missed_frames": 10,
-    "primary_switch_ratio": 1.3,
-    "primary_hold_frames": 5,
-}
 
 DEFAULTS = {
-    "model_path": "",  # empty: models/emotion.tflite of the installed moodstream package
+    "model_path": "",  # empty: models/emotion.tflite of the installed moodstream_models package
+    "runtime": "auto",  # auto (TFLite where it imports, else onnxruntime on the .onnx beside the model) | tflite | onnx
     "labels_path": "",  # empty: the .json beside the model
     "num_threads": 1,
     **ESTIMATOR_DEFAULTS,
     "annotate": "auto",  # auto (only while emotion/image has subscribers) | always | never
     "frame_buffer": 15,  # frames kept to match emotion/image with its source image
 }
-
-
-def estimator_from_params(p: dict, model: EmotionModel | None, labels: list[str] | None = None) -> EmotionEstimator:
-    return EmotionEstimator(
-        model,
-        IouTracker(p["iou_threshold"], p["max_missed_frames"]),
-        SmoothingConfig(p["smoothing"], p["smoothing_alpha"], p["smoothing_window"], p["switch_margin"],
-                        p["hold_frames"]),
-        PrimaryFaceSelector(p["primary_switch_ratio"], p["primary_hold_frames"]),
-        labels=labels,
-    )
 
 
 class ClassifyNode(Node):
@@ -72,7 +47,7 @@ class ClassifyNode(Node):
         if p["annotate"] not in ("auto", "always", "never"):
             raise ValueError(f"parameter annotate must be auto, always or never, got {p['annotate']!r}")
         model_path = Path(p["model_path"]) if p["model_path"] else default_model_path()
-        self.model = EmotionModel(model_path, p["labels_path"] or None, p["num_threads"])
+        self.model = EmotionModel(model_path, p["labels_path"] or None, p["num_threads"], p["runtime"])
         self.estimator = estimator_from_params(p, self.model)
         self.model_id = f"{self.model.name}@{self.model.version}"
         self.stats = StageStats()
@@ -86,7 +61,8 @@ class ClassifyNode(Node):
         self._annotation_timer = self.create_timer(0.5, self._update_image_subscription)
         self.diagnostics = DiagnosticsPublisher(self)
         self.diagnostics.add(self._diagnostic)
-        self.get_logger().info(f"model {model_path} ({self.model_id}), labels {', '.join(self.model.labels)}")
+        self.get_logger().info(f"model {self.model.path} ({self.model_id}) on runtime {self.model.runtime}, "
+                               f"labels {', '.join(self.model.labels)}")
 
     # -- annotated image: subscribe to the source frames only while someone watches ----------------
     def _wants_annotation(self) -> bool:
@@ -112,7 +88,7 @@ class ClassifyNode(Node):
         if frame is None:
             return
         try:
-            image = to_bgr(image_to_numpy(frame), frame.encoding)
+            image = image_to_bgr(frame)
         except ImageFormatError:
             return
         self.image_pub.publish(numpy_to_image(annotate(image, result), "bgr8", faces.header))
@@ -125,7 +101,7 @@ class ClassifyNode(Node):
                 raise ValueError("a face arrived without its crop: set attach_crops to true in the detect node")
             boxes.append(Box(face.roi.x_offset, face.roi.y_offset, face.roi.width, face.roi.height))
             scores.append(face.score)
-            crops.append(image_to_numpy(face.crop))
+            crops.append(image_to_numpy(face.crop, use_cv_bridge=False))  # our own mono8 crop
         result = self.estimator.process(boxes, scores, crops)
         array, primary = to_messages(result, msg.header, self.model.labels, msg.image_width, msg.image_height,
                                      self.model_id)
@@ -152,6 +128,7 @@ class ClassifyNode(Node):
     def _diagnostic(self) -> DiagnosticStatus:
         values = self.stats.summary()
         values["model"] = self.model_id
+        values["runtime"] = self.model.runtime
         values["model_path"] = str(self.model.path)
         warning = self.stats.recent_drop()
         return diagnostic_status(self, "classify", "warn" if warning else "ok", warning or "classifying", values)

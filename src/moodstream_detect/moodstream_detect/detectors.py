@@ -38,6 +38,31 @@ class DetectorError(RuntimeError):
     """A detector that cannot be built (missing file, bad parameter)."""
 
 
+#: Where a cascade named without a folder is looked for, in order: this package's copy, then
+#: OpenCV's (pip wheels have ``cv2.data``; Debian's and Ubuntu's python3-opencv do not, their
+#: cascades come with the opencv-data package).
+CASCADE_DIRS = (
+    Path(__file__).resolve().parent / "data",
+    Path("/usr/share/opencv4/haarcascades"),
+    Path("/usr/share/opencv/haarcascades"),
+)
+
+
+def find_cascade(cascade: str) -> Path:
+    """The cascade file: ``cascade`` itself if it is a file, else the first match in the known folders."""
+    path = Path(cascade)
+    if path.is_file():
+        return path
+    folders = list(CASCADE_DIRS)
+    opencv_data = getattr(getattr(cv2, "data", None), "haarcascades", None)
+    if opencv_data:
+        folders.append(Path(opencv_data))
+    for folder in folders:
+        if (folder / cascade).is_file():
+            return folder / cascade
+    raise DetectorError(f"Haar cascade {cascade} not found; looked in {', '.join(str(f) for f in folders)}")
+
+
 class HaarDetector:
     """OpenCV's Haar frontal-face cascade; optional detection on a downscaled frame."""
 
@@ -56,11 +81,7 @@ class HaarDetector:
             raise DetectorError(f"scale_factor must be > 1.0, got {scale_factor}")
         if not 0.1 <= downscale <= 1.0:
             raise DetectorError(f"downscale must lie in [0.1, 1.0], got {downscale}")
-        path = Path(cascade)
-        if not path.is_file():
-            path = Path(cv2.data.haarcascades) / cascade
-        if not path.is_file():
-            raise DetectorError(f"Haar cascade {cascade} not found (looked in {cv2.data.haarcascades})")
+        path = find_cascade(cascade)
         self._cascade = cv2.CascadeClassifier(str(path))
         if self._cascade.empty():
             raise DetectorError(f"Haar cascade {path} could not be loaded")

@@ -8,7 +8,7 @@ from diagnostic_msgs.msg import DiagnosticStatus
 from rclpy.node import Node
 from sensor_msgs.msg import Image, RegionOfInterest
 
-from moodstream_common.image_conv import ImageFormatError, image_to_numpy, numpy_to_image, to_bgr
+from moodstream_common.image_conv import ImageFormatError, image_to_bgr, numpy_to_image
 from moodstream_common.preprocess import crop_face, to_gray
 from moodstream_common.ros import (
     IMAGE_QOS,
@@ -39,7 +39,7 @@ DEFAULTS = {
 
 def frame_of(msg: Image):
     """The message as a BGR (or gray) array."""
-    return to_bgr(image_to_numpy(msg), msg.encoding)
+    return image_to_bgr(msg)
 
 
 class DetectNode(Node):

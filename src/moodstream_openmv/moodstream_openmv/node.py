@@ -13,9 +13,9 @@ from diagnostic_msgs.msg import DiagnosticStatus
 from rclpy.node import Node
 from std_msgs.msg import Header
 
-from moodstream_capture.sources import Backoff
 from moodstream_classify.convert import to_messages
-from moodstream_classify.node import ESTIMATOR_DEFAULTS, estimator_from_params
+from moodstream_classify.estimator import ESTIMATOR_DEFAULTS, estimator_from_params
+from moodstream_common.backoff import Backoff
 from moodstream_common.preprocess import Box
 from moodstream_common.ros import RESULT_QOS, DiagnosticsPublisher, declare_parameters, diagnostic_status, run_node
 from moodstream_interfaces.msg import Emotion, EmotionArray

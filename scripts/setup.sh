@@ -130,5 +130,6 @@ echo "[setup] installing MoodStream packages"
 # Not editable: `pip install -e` skips data_files (ament index markers, launch, config, model).
 quiet_pip --no-deps --force-reinstall --no-build-isolation \
   ./src/moodstream_common ./src/moodstream_models ./src/moodstream_capture ./src/moodstream_detect \
-  ./src/moodstream_classify ./src/moodstream_bridge ./src/moodstream_openmv ./src/moodstream
+  ./src/moodstream_classify ./src/moodstream_bridge ./src/moodstream_openmv ./src/moodstream_api ./src/moodstream \
+  ./src/moodstream_examples
 echo "[setup] done: . $VENV/bin/activate"

@@ -30,7 +30,7 @@ class NodeProcess:
     """One installed node executable in its own process, its output in a log file."""
 
     def __init__(self, executable: str, log_dir: Path, params: dict | None = None,
-                 remaps: dict | None = None, namespace: str = "") -> None:
+                 remaps: dict | None = None, namespace: str = "", env: dict | None = None) -> None:
         args = [str(VENV_BIN / executable), "--ros-args"]
         for name, value in (params or {}).items():
             args += ["-p", f"{name}:={ros_value(value)}"]
@@ -40,7 +40,7 @@ class NodeProcess:
             args += ["-r", f"__ns:={namespace}"]
         self.log_path = log_dir / f"{executable}-{time.monotonic_ns()}.log"
         self._log = self.log_path.open("w")
-        self.proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT, env=env)
 
     def output(self) -> str:
         if not self._log.closed:

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Reproduce models/emotion.tflite from scratch: teacher, distilled student, SWA fine-tuning,
-# float16 export.
+# float16 export, int8 and ONNX exports.
 # Uses a CUDA GPU when PyTorch sees one (about 6 min on an H100), else the CPU
 # (hours: the 4.7 M-parameter teacher is the slow part). Run from the repository root:
 #   make model            # or: bash models/training/reproduce.sh
@@ -17,3 +17,5 @@ python -m moodstream_train.swa "$RUNS/student/final.pt" --data "$DATA" --epochs 
   --out "$RUNS/student_swa" --resume
 python -m moodstream_train.export "$RUNS/student_swa/final.pt" --no-flip-tta --out "$ROOT/models/emotion.tflite"
 python -m moodstream_train.export_int8 "$RUNS/student_swa/final.pt" --data "$DATA" --out "$ROOT/models/emotion_int8.tflite"
+python -m moodstream_train.export_onnx "$RUNS/student_swa/final.pt" --tflite "$ROOT/models/emotion.tflite" \
+  --out "$ROOT/models/emotion.onnx"

@@ -14,6 +14,7 @@ setup(
         ("share/" + package_name + "/config", ["config/params.yaml", "config/moodstream.rviz"]),
     ],
     install_requires=["setuptools"],
+    extras_require={"test": ["pytest"]},  # colcon test runs test/ with pytest
     zip_safe=True,
     maintainer="MoodStream maintainers",
     maintainer_email="maintainers@moodstream.dev",

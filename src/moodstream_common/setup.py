@@ -12,6 +12,7 @@ setup(
         ("share/" + package_name + "/config", ["config/fastdds.xml"]),
     ],
     install_requires=["setuptools"],
+    extras_require={"test": ["pytest"]},  # colcon test runs test/ with pytest
     zip_safe=True,
     maintainer="MoodStream maintainers",
     maintainer_email="maintainers@moodstream.dev",

@@ -12,6 +12,7 @@ setup(
         ("share/" + package_name, ["package.xml"]),
     ],
     install_requires=["setuptools"],
+    extras_require={"test": ["pytest"]},  # colcon test runs test/ with pytest
     zip_safe=False,
     maintainer="MoodStream maintainers",
     maintainer_email="maintainers@moodstream.dev",

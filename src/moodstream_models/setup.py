@@ -1,7 +1,9 @@
 from setuptools import setup
 
 package_name = "moodstream_models"
-MODELS = ["emotion.tflite", "emotion.json", "emotion.onnx", "emotion_int8.tflite", "emotion_int8.json", "MODEL_CARD.md"]
+MODELS = ["emotion.tflite", "emotion.json", "emotion.onnx", "emotion_int8.tflite", "emotion_int8.json",
+          "emotion_reference.npz",
+          "MODEL_CARD.md"]
 
 setup(
     name=package_name,
@@ -14,6 +16,7 @@ setup(
         ("share/" + package_name + "/models", ["models/" + name for name in MODELS]),
     ],
     install_requires=["setuptools"],
+    extras_require={"test": ["pytest"]},  # colcon test runs test/ with pytest
     zip_safe=True,
     maintainer="MoodStream maintainers",
     maintainer_email="maintainers@moodstream.dev",

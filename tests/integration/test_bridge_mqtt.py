@@ -4,16 +4,20 @@ retained status and last will, and an outage of the broker with nothing lost."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import ssl
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
 from helpers import Collector, NodeProcess
 from sensor_msgs.msg import RegionOfInterest
-from services.mosquitto import Mosquitto
+from services.mosquitto import Mosquitto, missing
 
 from moodstream_common.ros import RESULT_QOS
 from moodstream_interfaces.msg import EmotionArray, FaceEmotion
@@ -83,13 +87,31 @@ def emotion_array(i: int) -> EmotionArray:
     return msg
 
 
-def start_bridge(tmp_path, broker: Mosquitto) -> NodeProcess:
+PAHO_1_6 = Path(sys.prefix) / "paho-mqtt-1.6"
+
+
+@pytest.fixture(params=["2.x", "1.6"])
+def paho_env(request) -> dict | None:
+    """The bridge process's environment: the venv's paho-mqtt 2.x, or 1.6, what rosdep's
+    python3-paho-mqtt is on Ubuntu 24.04 (scripts/setup.sh --test puts it beside the venv)."""
+    if request.param == "2.x":
+        return None
+    if not (PAHO_1_6 / "paho" / "mqtt" / "client.py").is_file():
+        missing(f"paho-mqtt 1.6 is not in {PAHO_1_6} (scripts/setup.sh --test installs it)")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PAHO_1_6), os.environ.get("PYTHONPATH", "")])}
+    version = subprocess.run([sys.executable, "-c", "import paho.mqtt; print(paho.mqtt.__version__)"],
+                             env=env, capture_output=True, text=True, check=True).stdout.strip()
+    assert version == "1.6.1"
+    return env
+
+
+def start_bridge(tmp_path, broker: Mosquitto, env: dict | None = None) -> NodeProcess:
     creds = tmp_path / "mqtt-credentials"
     creds.write_text(f"{USER}:{PASSWORD}\n")
     return NodeProcess("bridge_node", tmp_path, {
         "robot_id": "r1", "camera_id": "front", "mqtt_url": f"mqtts://127.0.0.1:{broker.port}",
         "mqtt_credentials_file": str(creds), "mqtt_ca_file": str(broker.tls["ca"]), "mqtt_legacy_topic": "emotion",
-        "outbox_path": str(tmp_path / "outbox.db"), "max_per_second": 0.0, "history": "never"})
+        "outbox_path": str(tmp_path / "outbox.db"), "max_per_second": 0.0, "history": "never"}, env=env)
 
 
 def publish_all(collector: Collector, pub, messages: list[EmotionArray]) -> None:
@@ -99,11 +121,11 @@ def publish_all(collector: Collector, pub, messages: list[EmotionArray]) -> None
         collector.spin_until(lambda: False, timeout=0.03)
 
 
-def test_payload_topics_status_and_last_will(tmp_path, broker):
+def test_payload_topics_status_and_last_will(tmp_path, broker, paho_env):
     sub = Subscriber(broker)
     collector = Collector()
     pub = collector.node.create_publisher(EmotionArray, "/emotions", RESULT_QOS)
-    bridge = start_bridge(tmp_path, broker)
+    bridge = start_bridge(tmp_path, broker, paho_env)
     try:
         assert collector.spin_until(lambda: pub.get_subscription_count() > 0, timeout=30), bridge.output()
         assert sub.wait(lambda: sub.on("moodstream/r1/front/status"), timeout=20), bridge.output()
@@ -138,11 +160,11 @@ def test_payload_topics_status_and_last_will(tmp_path, broker):
         sub.close()
 
 
-def test_broker_outage_loses_nothing(tmp_path, broker):
+def test_broker_outage_loses_nothing(tmp_path, broker, paho_env):
     sub = Subscriber(broker)
     collector = Collector()
     pub = collector.node.create_publisher(EmotionArray, "/emotions", RESULT_QOS)
-    bridge = start_bridge(tmp_path, broker)
+    bridge = start_bridge(tmp_path, broker, paho_env)
     sent = [emotion_array(i) for i in range(60)]
     try:
         assert collector.spin_until(lambda: pub.get_subscription_count() > 0, timeout=30), bridge.output()
@@ -197,10 +219,6 @@ def test_bridge_restart_while_the_broker_is_down_loses_nothing(tmp_path, broker)
 
 
 def test_runner_points_at_a_broker_in_one_step(tmp_path, broker, face_clip):
-    import subprocess
-    import sys
-    from pathlib import Path
-
     sub = Subscriber(broker)
     creds = tmp_path / "creds"
     creds.write_text(f"{USER}:{PASSWORD}\n")

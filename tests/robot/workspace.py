@@ -66,21 +66,25 @@ class Workspace:
         return subprocess.run(list(args), env=self.env, capture_output=True, text=True, timeout=timeout, **kwargs)
 
     def nodes(self) -> set[str]:
-        out = self.run("ros2", "node", "list", "--no-daemon", "--spin-time", "2")
+        out = self.run("ros2", "node", "list", "--no-daemon", "--spin-time", "4")
         return set(out.stdout.split())
 
-    def wait_for_nodes(self, expected: set[str], timeout: float = 30) -> set[str]:
-        """The graph's nodes once all of ``expected`` are in it (or whatever is there at the timeout)."""
+    def wait_for_nodes(self, expected: set[str], timeout: float = 60) -> set[str]:
+        """Every node ``ros2 node list`` showed until all of ``expected`` were seen (or the timeout).
+
+        A fresh CLI process discovers the graph anew each time, and on a loaded machine one call
+        may miss a node that the next one sees: the calls' results are merged.
+        """
         deadline = time.monotonic() + timeout
         seen: set[str] = set()
         while time.monotonic() < deadline:
-            seen = self.nodes()
+            seen |= self.nodes()
             if expected <= seen:
                 break
         return seen
 
     def topic_types(self) -> dict[str, str]:
-        out = self.run("ros2", "topic", "list", "-t", "--no-daemon", "--spin-time", "2")
+        out = self.run("ros2", "topic", "list", "-t", "--no-daemon", "--spin-time", "4")
         types = {}
         for line in out.stdout.splitlines():
             name, _, kind = line.partition(" ")
@@ -126,3 +130,12 @@ class Launch:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def colcon(ws: Workspace, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    """colcon in the workspace's folder, with its build and install bases."""
+    env = {**os.environ, "AMENT_PREFIX_PATH": str(VENV), "CMAKE_PREFIX_PATH": str(VENV),
+           "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    return subprocess.run([str(VENV_BIN / "colcon"), *args, "--base-paths", str(ROOT / "src"),
+                           "--build-base", str(ws.base / "build"), "--install-base", str(ws.install)],
+                          cwd=ws.base, env=env, capture_output=True, text=True, timeout=timeout)

@@ -194,18 +194,30 @@ def build_parser() -> argparse.ArgumentParser:
     add_bridge_args(demo)
     demo.set_defaults(func=cmd_demo)
 
-    from . import api, bench, evaluate, history_cli
+    from . import bench, evaluate, history_cli
 
     bench.add_parser(sub)
     evaluate.add_parser(sub)
-    api.add_parser(sub)
     history_cli.add_parser(sub)
+    try:  # the HTTP API is a package of its own, which a robot may leave out
+        from moodstream_api.cli import add_parser as add_serve_parser
+    except ImportError:
+        serve = sub.add_parser("serve", help="the single-image HTTP mood API (needs the moodstream_api package)")
+        serve.set_defaults(func=lambda _args: missing_api())
+    else:
+        add_serve_parser(sub)
     return ap
+
+
+def missing_api() -> int:
+    print("moodstream: serve needs the moodstream_api package (src/moodstream_api; in a ROS workspace, "
+          "build it with colcon and install its dependencies with rosdep)", file=sys.stderr)
+    return 2
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from moodstream_common.ros import prepare_environment
+    from moodstream_common.environment import prepare_environment
 
     prepare_environment()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")

@@ -3,25 +3,34 @@ own flags all end up as the same per-node parameters, checked against each node'
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
-from moodstream_openmv.node import DEFAULTS as OPENMV_DEFAULTS
 
-from moodstream_bridge.bridge_node import DEFAULTS as BRIDGE_DEFAULTS
-from moodstream_capture.node import DEFAULTS as CAPTURE_DEFAULTS
-from moodstream_classify.node import DEFAULTS as CLASSIFY_DEFAULTS
-from moodstream_detect.node import DEFAULTS as DETECT_DEFAULTS
 
-NODE_DEFAULTS: dict[str, Mapping[str, Any]] = {
-    "capture": CAPTURE_DEFAULTS,
-    "detect": DETECT_DEFAULTS,
-    "classify": CLASSIFY_DEFAULTS,
-    "openmv": OPENMV_DEFAULTS,
-    "bridge": BRIDGE_DEFAULTS,
-}
+@functools.cache
+def node_defaults() -> dict[str, Mapping[str, Any]]:
+    """Each node's parameter defaults, by node name."""
+    # The node modules import rclpy: only when a parameter is looked up, so that commands
+    # without ROS (`moodstream serve`, `history`) start without it.
+    from moodstream_bridge.bridge_node import DEFAULTS as BRIDGE_DEFAULTS
+    from moodstream_capture.node import DEFAULTS as CAPTURE_DEFAULTS
+    from moodstream_classify.node import DEFAULTS as CLASSIFY_DEFAULTS
+    from moodstream_detect.node import DEFAULTS as DETECT_DEFAULTS
+    from moodstream_openmv.node import DEFAULTS as OPENMV_DEFAULTS
+
+    return {"capture": CAPTURE_DEFAULTS, "detect": DETECT_DEFAULTS, "classify": CLASSIFY_DEFAULTS,
+            "openmv": OPENMV_DEFAULTS, "bridge": BRIDGE_DEFAULTS}
+
+
+def __getattr__(name: str):
+    """``NODE_DEFAULTS``: each node's parameter defaults by node name, loaded on first use."""
+    if name == "NODE_DEFAULTS":
+        return node_defaults()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 Overrides = dict[str, dict[str, Any]]
 
@@ -32,9 +41,9 @@ class ConfigError(ValueError):
 
 def coerce(node: str, name: str, value: Any) -> Any:
     """``value`` as the type of the parameter's default (ROS refuses a changed type)."""
-    defaults = NODE_DEFAULTS.get(node)
+    defaults = node_defaults().get(node)
     if defaults is None:
-        raise ConfigError(f"unknown node {node!r}; nodes: {', '.join(NODE_DEFAULTS)}")
+        raise ConfigError(f"unknown node {node!r}; nodes: {', '.join(node_defaults())}")
     if name not in defaults:
         raise ConfigError(f"node {node} has no parameter {name!r}; it has: {', '.join(defaults)}")
     default = defaults[name]
@@ -76,7 +85,7 @@ def load_params_file(path: str | Path) -> Overrides:
         params = (section or {}).get("ros__parameters") if isinstance(section, dict) else None
         if not isinstance(params, dict):
             raise ConfigError(f"{path}: section {key!r} has no ros__parameters mapping")
-        if node not in NODE_DEFAULTS:
+        if node not in node_defaults():
             continue  # parameters of nodes the runner does not start (e.g. a bridge)
         for name, value in params.items():
             out.setdefault(node, {})[name] = coerce(node, name, value)

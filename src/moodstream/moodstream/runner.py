@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import rclpy
-from moodstream_openmv.node import OpenMVNode
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
@@ -25,10 +24,12 @@ from moodstream_bridge.bridge_node import BridgeNode
 from moodstream_bridge.console_node import ConsoleNode
 from moodstream_capture.node import CaptureNode
 from moodstream_classify.node import ClassifyNode
+from moodstream_common.environment import prepare_environment
 from moodstream_common.image_conv import image_to_numpy
-from moodstream_common.ros import IMAGE_QOS, RESULT_QOS, prepare_environment
+from moodstream_common.ros import IMAGE_QOS, RESULT_QOS
 from moodstream_detect.node import DetectNode
 from moodstream_interfaces.msg import Emotion, EmotionArray
+from moodstream_openmv.node import OpenMVNode
 
 from .params import Overrides
 

@@ -1,3 +1,6 @@
+from pathlib import Path
+
+import cv2
 import numpy as np
 import pytest
 
@@ -102,3 +105,25 @@ def test_mtcnn_on_a_synthetic_frame_with_downscale():
     frame = SyntheticScene(faces=2, seed=0).render(0)
     found = create_detector("mtcnn", min_size=40, downscale=0.6).detect(frame)
     assert len(found) == 2
+
+
+def test_the_cascade_is_found_without_cv2_data(monkeypatch):
+    """Ubuntu's python3-opencv (what rosdep installs) has no cv2.data: the package's own copy is used."""
+    monkeypatch.delattr(cv2, "data", raising=False)
+    from moodstream_detect.detectors import CASCADE_DIRS, find_cascade
+
+    path = find_cascade("haarcascade_frontalface_default.xml")
+    assert path.parent == CASCADE_DIRS[0]
+    assert HaarDetector(1.1, 5, 48).detect(to_gray(load_face_image()))
+    with pytest.raises(DetectorError, match="not found; looked in .*moodstream_detect/data"):
+        find_cascade("haarcascade_no_such.xml")
+
+
+def test_the_shipped_cascade_is_opencvs():
+    data = getattr(cv2, "data", None)
+    if data is None:
+        pytest.skip("this OpenCV has no cv2.data to compare with")
+    from moodstream_detect.detectors import CASCADE_DIRS
+
+    name = "haarcascade_frontalface_default.xml"
+    assert (CASCADE_DIRS[0] / name).read_bytes() == (Path(data.haarcascades) / name).read_bytes()

@@ -12,7 +12,6 @@ Images are decoded in memory and never stored or logged.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import email.parser
 import email.policy
@@ -27,14 +26,14 @@ from pydantic import BaseModel, Field
 from moodstream_classify.moods import MOODS
 
 from .analysis import AnalyzerPool, FaceAnalysis, ImageError, decode_image
+from .cli import DETECTORS
 
 log = logging.getLogger("moodstream.api")
 IMAGE_FIELDS = ("file", "image")
 
 
-class Detector(str, Enum):
-    mtcnn = "mtcnn"
-    haar = "haar"
+#: The detectors a request may name (the values of ``cli.DETECTORS``).
+Detector = Enum("Detector", {name: name for name in DETECTORS}, type=str)
 
 
 class BoxOut(BaseModel):
@@ -200,7 +199,8 @@ def create_app(model_path: str | Path, workers: int = 2, max_bytes: int = 10 * 1
     return app
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
+def serve(args) -> int:
+    """Run the API with uvicorn until interrupted (``moodstream serve``)."""
     import uvicorn
 
     from moodstream_classify.model import default_model_path
@@ -209,17 +209,3 @@ def cmd_serve(args: argparse.Namespace) -> int:
                      max_pixels=args.max_pixels, timeout_s=args.timeout, default_detector=args.detector)
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")
     return 0
-
-
-def add_parser(sub) -> None:
-    p = sub.add_parser("serve", help="the single-image HTTP mood API")
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 for every interface)")
-    p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--model", help="a .tflite (default: the installed models/emotion.tflite)")
-    p.add_argument("--detector", choices=[d.value for d in Detector], default="mtcnn",
-                   help="detector of /upload-meaa-image and the default of /v1/analyze")
-    p.add_argument("--workers", type=int, default=2, help="analyses that may run at once")
-    p.add_argument("--max-bytes", type=int, default=10 * 1024 * 1024)
-    p.add_argument("--max-pixels", type=int, default=25_000_000)
-    p.add_argument("--timeout", type=float, default=10.0, help="seconds one analysis may take")
-    p.set_defaults(func=cmd_serve)

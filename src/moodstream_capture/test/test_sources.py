@@ -11,6 +11,7 @@ from moodstream_capture.sources import (
     make_source,
     validate_frame,
 )
+from moodstream_capture.synthetic import SyntheticScene
 from moodstream_common.backoff import Backoff
 
 
@@ -38,6 +39,18 @@ def test_video_errors_name_the_file(tmp_path):
     garbage.write_bytes(b"\x00not a video" * 100)
     with pytest.raises(SourceError, match="cannot be decoded"):
         VideoFileSource(garbage).open()
+
+
+@pytest.fixture(scope="module")
+def face_clip(tmp_path_factory):
+    """90 frames of the synthetic scene as a 640x480 MJPG video."""
+    path = tmp_path_factory.mktemp("clip") / "faces.avi"
+    scene = SyntheticScene(640, 480, faces=1, seed=0)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (640, 480))
+    for i in range(90):
+        writer.write(scene.render(i))
+    writer.release()
+    return path
 
 
 def test_video_once_ends_and_loop_wraps(face_clip):

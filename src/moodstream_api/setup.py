@@ -1,0 +1,21 @@
+from setuptools import setup
+
+package_name = "moodstream_api"
+
+setup(
+    name=package_name,
+    version="0.1.0",
+    packages=[package_name],
+    data_files=[
+        ("share/ament_index/resource_index/packages", ["resource/" + package_name]),
+        ("share/" + package_name, ["package.xml"]),
+    ],
+    install_requires=["setuptools"],
+    extras_require={"test": ["pytest"]},  # colcon test runs test/ with pytest
+    zip_safe=True,
+    maintainer="MoodStream maintainers",
+    maintainer_email="maintainers@moodstream.dev",
+    description="MoodStream's single-image HTTP mood API.",
+    license="Apache-2.0",
+    entry_points={"console_scripts": ["moodstream_api = moodstream_api.cli:main"]},
+)

@@ -1,0 +1,1 @@
+"""Examples on top of MoodStream: a behaviour controller on the ``emotion`` topic."""

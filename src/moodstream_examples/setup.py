@@ -1,0 +1,22 @@
+from setuptools import setup
+
+package_name = "moodstream_examples"
+
+setup(
+    name=package_name,
+    version="0.1.0",
+    packages=[package_name],
+    data_files=[
+        ("share/ament_index/resource_index/packages", ["resource/" + package_name]),
+        ("share/" + package_name, ["package.xml"]),
+        ("share/" + package_name + "/launch", ["launch/reactor.launch.py"]),
+    ],
+    install_requires=["setuptools"],
+    extras_require={"test": ["pytest"]},  # colcon test runs test/ with pytest
+    zip_safe=True,
+    maintainer="MoodStream maintainers",
+    maintainer_email="maintainers@moodstream.dev",
+    description="A behaviour controller on MoodStream's emotion topic.",
+    license="Apache-2.0",
+    entry_points={"console_scripts": ["emotion_reactor = moodstream_examples.emotion_reactor:main"]},
+)

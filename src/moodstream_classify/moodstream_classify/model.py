@@ -81,6 +81,9 @@ def default_model_path() -> Path:
         from ament_index_python.packages import get_package_share_directory
 
         return Path(get_package_share_directory(MODELS_PACKAGE)) / "models" / "emotion.tflite"
+    except OSError as err:  # ament_index_python: AMENT_PREFIX_PATH unset
+        raise ModelError(f"no model_path given and no ament index to find {MODELS_PACKAGE} in ({err}): "
+                         "source the workspace's install/setup.bash, or set model_path") from err
     except (ImportError, LookupError) as err:
         raise ModelError(
             f"no model_path given and the '{MODELS_PACKAGE}' package (which installs models/emotion.tflite) "

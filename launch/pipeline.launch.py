@@ -20,20 +20,28 @@ parameters file and node parameters; its flags for these arguments are spelled d
     console:=true               always on (one line per change on stdout)
     bridge:=true|false          on with --mqtt / --influx; off otherwise
     rviz:=true                  --display (an OpenCV window)
+
+A stage that dies is started again after 2 s. Fast DDS gets MoodStream's shared-memory profile
+(FASTDDS_/FASTRTPS_DEFAULT_PROFILES_FILE) unless you set either variable yourself.
 """
 
 from pathlib import Path
 
 from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
-from launch.actions import DeclareLaunchArgument, LogInfo, OpaqueFunction
+from launch.actions import DeclareLaunchArgument, LogInfo, OpaqueFunction, SetEnvironmentVariable
 from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration, PythonExpression
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
 
 from launch import LaunchDescription
+from moodstream_common.environment import dds_settings
 
 SOURCES = ["synthetic", "webcam", "video", "images", "topic", "openmv"]
+#: Every stage is started again this long after it dies (not after Ctrl-C).
+RESPAWN = {"respawn": True, "respawn_delay": 2.0}
+
+
 
 
 def rviz(context, config: str) -> list:
@@ -59,6 +67,8 @@ def generate_launch_description() -> LaunchDescription:
     image_remap = [("image_raw", image_topic)]
 
     return LaunchDescription([
+        # MoodStream's Fast DDS profile for every node, unless the user chose one.
+        *[SetEnvironmentVariable(name, value) for name, value in dds_settings().items()],
         DeclareLaunchArgument("namespace", default_value="", description="namespace of every node and topic"),
         DeclareLaunchArgument("params_file", default_value=str(share / "config" / "params.yaml"),
                               description="ROS 2 parameters file (the runner's --params)"),
@@ -81,30 +91,30 @@ def generate_launch_description() -> LaunchDescription:
             parameters=[params_file, {"source": source,
                                       "device": ParameterValue(LaunchConfiguration("device"), value_type=str),
                                       "path": ParameterValue(LaunchConfiguration("path"), value_type=str)}],
-            remappings=image_remap, condition=capturing, output="screen",
+            remappings=image_remap, condition=capturing, output="screen", **RESPAWN,
         ),
         Node(
             package="moodstream_detect", executable="detect_node", name="detect", namespace=namespace,
-            parameters=[params_file], remappings=image_remap, condition=on_host, output="screen",
+            parameters=[params_file], remappings=image_remap, condition=on_host, output="screen", **RESPAWN,
         ),
         Node(
             package="moodstream_classify", executable="classify_node", name="classify", namespace=namespace,
-            parameters=[params_file], remappings=image_remap, condition=on_host, output="screen",
+            parameters=[params_file], remappings=image_remap, condition=on_host, output="screen", **RESPAWN,
         ),
         Node(
             # The camera detects and classifies; this node publishes its results as emotions/emotion.
             package="moodstream_openmv", executable="openmv_node", name="openmv", namespace=namespace,
             parameters=[params_file, {"port": LaunchConfiguration("port")}],
             remappings=[("openmv/emotions", "emotions"), ("openmv/emotion", "emotion")],
-            condition=on_camera, output="screen",
+            condition=on_camera, output="screen", **RESPAWN,
         ),
         Node(
             package="moodstream_bridge", executable="bridge_node", name="bridge", namespace=namespace,
-            parameters=[params_file], condition=IfCondition(LaunchConfiguration("bridge")), output="screen",
+            parameters=[params_file], condition=IfCondition(LaunchConfiguration("bridge")), output="screen", **RESPAWN,
         ),
         Node(
             package="moodstream_bridge", executable="console_node", name="console", namespace=namespace,
-            condition=IfCondition(LaunchConfiguration("console")), output="screen",
+            condition=IfCondition(LaunchConfiguration("console")), output="screen", **RESPAWN,
         ),
         OpaqueFunction(function=rviz, kwargs={"config": str(share / "config" / "moodstream.rviz")},
                        condition=IfCondition(LaunchConfiguration("rviz"))),

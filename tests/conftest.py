@@ -21,9 +21,10 @@ os.environ["PYTHONUNBUFFERED"] = "1"
 # The bridge's outbox and mood history go to $XDG_STATE_HOME: keep the tests' out of the user's.
 os.environ["XDG_STATE_HOME"] = tempfile.mkdtemp(prefix="moodstream-state-")
 
-from moodstream_common.environment import prepare_environment  # noqa: E402
+from moodstream_common.environment import choose_dds_profile, prepare_environment  # noqa: E402
 
 prepare_environment()
+choose_dds_profile()  # as the launch file and the runner do
 
 
 @pytest.fixture(scope="session")

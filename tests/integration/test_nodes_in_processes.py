@@ -88,3 +88,33 @@ def test_pipeline_across_processes(face_clip, tmp_path, repo_root):
     statuses = {s.name for d in collector.messages["/diagnostics"] for s in d.status}
     for stage in ("capture", "detect", "classify"):
         assert any(name.startswith(f"{ns}/{stage}") for name in statuses), statuses
+
+
+@pytest.mark.parametrize("signals", [("SIGTERM",), ("SIGINT", "SIGINT")], ids=["SIGTERM", "SIGINT-twice"])
+def test_every_node_stops_cleanly_on_a_supervisors_signal(tmp_path, repo_root, signals):
+    """systemd and docker stop with SIGTERM; a terminal's Ctrl-C under ros2 launch arrives twice."""
+    import signal
+    import time
+
+    ns = "/stop_test"
+    collector = Collector()
+    collector.subscribe(Emotion, f"{ns}/emotion", RESULT_QOS)
+    procs = [NodeProcess("capture_node", tmp_path, {"fps": 15.0}, namespace=ns),
+             NodeProcess("detect_node", tmp_path, namespace=ns),
+             NodeProcess("classify_node", tmp_path, {"model_path": str(repo_root / "models" / "emotion.tflite")},
+                         namespace=ns),
+             NodeProcess("bridge_node", tmp_path, {"history": "never"}, namespace=ns),
+             NodeProcess("console_node", tmp_path, namespace=ns)]
+    try:
+        assert collector.spin_until(lambda: collector.messages[f"{ns}/emotion"], timeout=60), (
+            "\n".join(p.output() for p in procs))
+    finally:
+        collector.close()
+    for name in signals:
+        for proc in procs:
+            proc.proc.send_signal(getattr(signal, name))
+        time.sleep(0.05)
+    for proc in procs:
+        proc.proc.wait(timeout=30)
+        log = proc.output()
+        assert proc.stop() == 0 and "Traceback" not in log, log

@@ -217,9 +217,10 @@ def missing_api() -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from moodstream_common.environment import prepare_environment
+    from moodstream_common.environment import choose_dds_profile, prepare_environment
 
     prepare_environment()
+    choose_dds_profile()  # the runner, like the launch file, picks the DDS settings; the user's win
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from moodstream_bridge.influx_writer import InfluxConfigError
     from moodstream_bridge.mqtt_relay import MqttConfigError

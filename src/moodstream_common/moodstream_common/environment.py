@@ -1,29 +1,56 @@
-"""Process set-up before ``rclpy.init()``; imports nothing from ROS, so the HTTP API can use it too."""
+"""Process set-up before ``rclpy.init()``; imports nothing from ROS, so the HTTP API can use it too.
+
+Library code (the nodes, ``run_node``) never chooses DDS settings: the launch file and the
+runner do, through :func:`choose_dds_profile`, and a user's own choice always wins.
+"""
 
 from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping, MutableMapping
 from pathlib import Path
+
+#: The variables Fast DDS reads its XML profile from: FASTDDS_ since Fast DDS 3 (Kilted),
+#: FASTRTPS_ before (Humble, Jazzy).
+PROFILE_VARIABLES = ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE")
 
 
 def prepare_environment() -> None:
-    """Set up what rclpy needs before ``rclpy.init()``.
-
-    - In a venv with ROS 2 from PyPI there is no ``setup.bash``: add the venv to
-      ``AMENT_PREFIX_PATH`` so that package shares and interface type support are found.
-    - Point Fast DDS at MoodStream's shared-memory profile unless the user chose one.
-    """
+    """In a venv with ROS 2 from PyPI there is no ``setup.bash``: add the venv to
+    ``AMENT_PREFIX_PATH`` so that package shares and interface type support are found."""
     prefixes = [p for p in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep) if p]
     if sys.prefix != sys.base_prefix and sys.prefix not in prefixes:
         os.environ["AMENT_PREFIX_PATH"] = os.pathsep.join([sys.prefix, *prefixes])
-    if "FASTDDS_DEFAULT_PROFILES_FILE" in os.environ:
-        return
+
+
+def dds_profile() -> Path | None:
+    """MoodStream's Fast DDS profile (a 32 MB shared-memory segment: with Fast DDS's default one,
+    most 640x480 frames between processes are lost), as installed by moodstream_common."""
     try:
         from ament_index_python.packages import get_package_share_directory
 
         profile = Path(get_package_share_directory("moodstream_common")) / "config" / "fastdds.xml"
-    except (ImportError, LookupError):
-        return
-    if profile.is_file():
-        os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = str(profile)
+    except (ImportError, LookupError, OSError):
+        return None
+    return profile if profile.is_file() else None
+
+
+def profile_variable(ros_distro: str | None) -> str:
+    """The variable this distribution's Fast DDS reads (3.x warns about the old name)."""
+    return PROFILE_VARIABLES[1] if ros_distro in ("humble", "iron", "jazzy") else PROFILE_VARIABLES[0]
+
+
+def dds_settings(env: Mapping[str, str] = os.environ) -> dict[str, str]:
+    """The variables to set for MoodStream's Fast DDS profile: none if the user set either name."""
+    profile = dds_profile()
+    if profile is None or any(env.get(name) for name in PROFILE_VARIABLES):
+        return {}
+    return {profile_variable(env.get("ROS_DISTRO")): str(profile)}
+
+
+def choose_dds_profile(env: MutableMapping[str, str] = os.environ) -> dict[str, str]:
+    """Apply :func:`dds_settings` to ``env``; returns what was set."""
+    settings = dds_settings(env)
+    env.update(settings)
+    return settings

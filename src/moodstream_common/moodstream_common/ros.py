@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
 from collections.abc import Mapping
 from typing import Any
 
@@ -66,6 +68,17 @@ class DiagnosticsPublisher:
         self._pub.publish(msg)
 
 
+def _ignore_stop_signals() -> None:
+    """Once a node is stopping, a second SIGINT or SIGTERM must not cut its clean-up short.
+
+    Ctrl-C in a terminal signals ``ros2 launch`` and every node at once, and launch then sends
+    each node SIGINT again; rclpy handles the first, and when it shuts down it hands the signals
+    back to Python, whose KeyboardInterrupt would end the process with status -2 mid clean-up.
+    """
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
+
+
 def run_node(factory, args: list[str] | None = None) -> None:
     """Entry point of a node executable: start, spin until shut down, clean up.
 
@@ -74,6 +87,7 @@ def run_node(factory, args: list[str] | None = None) -> None:
     shuts the context down from another thread while a callback may still be running, so errors
     raised after shutdown began (a publish on a dead context, a handle already gone) are part of a
     normal stop and give status 0; an error while the node is still running gives status 1.
+    SIGINT and SIGTERM, once or repeated, stop the node with status 0 after its clean-up.
     """
     import traceback
 
@@ -85,7 +99,14 @@ def run_node(factory, args: list[str] | None = None) -> None:
     rclpy.init(args=args)
     try:
         node = factory()
+    except KeyboardInterrupt:  # stopped while starting (loading the model, opening the camera)
+        _ignore_stop_signals()
+        rclpy.try_shutdown()
+        return
     except Exception as err:
+        _ignore_stop_signals()
+        if not rclpy.ok():  # a signal shut the context down under the constructor
+            return
         logger.fatal(f"{type(err).__name__}: {err}")
         rclpy.try_shutdown()
         raise SystemExit(1) from None
@@ -101,10 +122,13 @@ def run_node(factory, args: list[str] | None = None) -> None:
         else:
             logger.debug(f"ignored while shutting down: {type(err).__name__}: {err}")
     finally:
+        _ignore_stop_signals()
         try:
             node.destroy_node()
         except (Exception, KeyboardInterrupt) as err:
             logger.debug(f"ignored while destroying the node: {type(err).__name__}: {err}")
-        rclpy.try_shutdown()
+        with contextlib.suppress(KeyboardInterrupt):
+            rclpy.try_shutdown()
+        _ignore_stop_signals()  # rclpy's shutdown puts Python's handlers back
     if failed:
         raise SystemExit(1)

@@ -25,5 +25,5 @@ def generate_launch_description() -> LaunchDescription:
         IncludeLaunchDescription(PythonLaunchDescriptionSource(str(pipeline)),
                                  launch_arguments={"namespace": namespace}.items()),
         Node(package="moodstream_examples", executable="emotion_reactor", name="emotion_reactor",
-             namespace=namespace, output="screen"),
+             namespace=namespace, output="screen", respawn=True, respawn_delay=2.0),
     ])

@@ -58,7 +58,7 @@ def test_firmware_to_ros_topics(tmp_path):
     assert list(face.labels) == ["happy", "sad", "angry", "neutral", "surprised", "fearful"]
     assert abs(sum(face.probabilities) - 1) < 0.02  # per-mille resolution on the wire
     assert 20 <= face.roi.width <= 240 and face.roi.x_offset + face.roi.width <= 320
-    assert arrays[-1].model == "openmv-int8" and arrays[-1].header.frame_id == "openmv"
+    assert arrays[-1].model == "openmv-int8" and arrays[-1].header.frame_id == "openmv_optical_frame"
     assert Counter(f.track_id for a in arrays for f in a.faces).most_common(1)[0][1] >= 0.9 * len(arrays)
     present = [e for e in collector.messages["/emotion"] if e.face_present]
     assert Counter(e.face.smoothed_label for e in present).most_common(1)[0][0] == "happy"

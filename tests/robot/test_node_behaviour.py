@@ -60,3 +60,41 @@ def test_ctrl_c_on_the_whole_process_group_stops_every_node_cleanly(workspace):
         clean = re.findall(r"\[(\w+)-\d+\]: process has finished cleanly", out)
         assert len(started) == 5 and sorted(clean) == sorted(started), out[-4000:]
         assert "process has died" not in out and "Traceback" not in out, out[-4000:]
+
+
+def test_frames_carry_the_optical_frame_and_their_camera_info(workspace, tmp_path):
+    import yaml
+    from sensor_msgs.msg import CameraInfo, Image
+    from test_pipeline_launch import ROOT
+
+    from moodstream_common.ros import IMAGE_QOS
+
+    calibration = tmp_path / "front.yaml"
+    calibration.write_text(yaml.safe_dump({
+        "image_width": 640, "image_height": 480, "camera_name": "front",
+        "camera_matrix": {"rows": 3, "cols": 3, "data": [600, 0, 320, 0, 600, 240, 0, 0, 1]},
+        "distortion_model": "plumb_bob", "distortion_coefficients": {"rows": 1, "cols": 5, "data": [0.0] * 5},
+        "rectification_matrix": {"rows": 3, "cols": 3, "data": [1, 0, 0, 0, 1, 0, 0, 0, 1]},
+        "projection_matrix": {"rows": 3, "cols": 4, "data": [600, 0, 320, 0, 0, 600, 240, 0, 0, 0, 1, 0]}}))
+    params = yaml.safe_load((ROOT / "src" / "moodstream" / "config" / "params.yaml").read_text())
+    params["/**/capture"]["ros__parameters"]["camera_info_file"] = f"file://{calibration}"
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text(yaml.safe_dump(params))
+    launch = Launch(workspace, "bridge:=false", f"params_file:={params_file}")
+    outside = Collector("calibration_watcher")
+    try:
+        outside.subscribe(Image, "/image_raw", IMAGE_QOS)
+        outside.subscribe(CameraInfo, "/camera_info", IMAGE_QOS)
+        outside.subscribe(Emotion, "/emotion", RESULT_QOS)
+
+        def matched() -> bool:
+            images = {(m.header.stamp.sec, m.header.stamp.nanosec) for m in outside.messages["/image_raw"]}
+            return any((i.header.stamp.sec, i.header.stamp.nanosec) in images for i in outside.messages["/camera_info"])
+        assert outside.spin_until(lambda: matched() and outside.messages["/emotion"], 90), launch.output()[-4000:]
+        info = outside.messages["/camera_info"][-1]
+        assert (info.width, info.height, info.k[0], info.header.frame_id) == (640, 480, 600.0, "camera_optical_frame")
+        assert outside.messages["/image_raw"][-1].header.frame_id == "camera_optical_frame"
+        assert outside.messages["/emotion"][-1].header.frame_id == "camera_optical_frame"
+    finally:
+        outside.close()
+        launch.stop()

@@ -6,7 +6,7 @@ import time
 
 from diagnostic_msgs.msg import DiagnosticStatus
 from rclpy.node import Node
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CameraInfo, Image
 
 from moodstream_common.backoff import Backoff
 from moodstream_common.image_conv import numpy_to_image
@@ -19,6 +19,7 @@ from moodstream_common.ros import (
 )
 from moodstream_common.stats import StageStats
 
+from .calibration import Calibration, CalibrationError, load_calibration
 from .sources import FrameSource, SourceError, make_source
 
 DEFAULTS = {
@@ -29,7 +30,8 @@ DEFAULTS = {
     "height": 480,
     "fps": 30.0,
     "loop": True,
-    "frame_id": "camera",
+    "frame_id": "camera_optical_frame",  # REP-103: z forward, x right, y down
+    "camera_info_file": "",  # camera_calibration_parsers YAML (path or file:// URL): publish camera_info
     "synthetic_faces": 1,
     "seed": 0,
     "max_frames": 0,  # stop after this many frames; 0 = never
@@ -45,6 +47,9 @@ class CaptureNode(Node):
         self.params = declare_parameters(self, DEFAULTS)
         p = self.params
         self.publisher = self.create_publisher(Image, "image_raw", IMAGE_QOS)
+        self.calibration: Calibration | None = None
+        self.info_publisher = None
+        self._calibration_warning = ""
         self.stats = StageStats()
         self.finished = False
         self._last_error = ""
@@ -60,6 +65,13 @@ class CaptureNode(Node):
         except (SourceError, ValueError) as err:
             # A configuration error: report it clearly and publish nothing, without a crash loop.
             self._fail(str(err), final=True)
+        if p["camera_info_file"]:
+            try:
+                self.calibration = load_calibration(p["camera_info_file"])
+            except CalibrationError as err:
+                self._fail(str(err), final=True)
+            else:
+                self.info_publisher = self.create_publisher(CameraInfo, "camera_info", IMAGE_QOS)
         if p["fps"] <= 0:
             raise ValueError(f"parameter fps must be positive, got {p['fps']}")
         self.diagnostics = DiagnosticsPublisher(self)
@@ -112,16 +124,31 @@ class CaptureNode(Node):
         msg.header.stamp = self.get_clock().now().to_msg()
         msg.header.frame_id = self.params["frame_id"]
         self.publisher.publish(msg)
+        if self.info_publisher is not None:
+            self.info_publisher.publish(self._camera_info(msg))
         self.stats.add_latency("capture", time.perf_counter() - t0)
         self.stats.tick()
         if self.params["max_frames"] and self.stats.processed >= self.params["max_frames"]:
             self.finished = True
 
+    def _camera_info(self, image: Image) -> CameraInfo:
+        c = self.calibration
+        if (c.width, c.height) != (image.width, image.height) and not self._calibration_warning:
+            self._calibration_warning = (f"the calibration in {self.params['camera_info_file']} is for "
+                                         f"{c.width}x{c.height} images, the camera gives {image.width}x{image.height}")
+            self.get_logger().warning(self._calibration_warning)
+        return CameraInfo(header=image.header, width=c.width, height=c.height, distortion_model=c.distortion_model,
+                          d=list(c.d), k=list(c.k), r=list(c.r), p=list(c.p))
+
     def _diagnostic(self) -> DiagnosticStatus:
         values = self.stats.summary()
         values["source"] = self._source.description if self._source else self.params["source"]
+        if self.calibration is not None:
+            values["calibration"] = self.calibration.camera_name or self.params["camera_info_file"]
         if self._last_error:
             return diagnostic_status(self, "capture", "error", self._last_error, values)
+        if self._calibration_warning:
+            return diagnostic_status(self, "capture", "warn", self._calibration_warning, values)
         if self.finished:
             return diagnostic_status(self, "capture", "ok", "source finished", values)
         return diagnostic_status(self, "capture", "ok", "capturing", values)

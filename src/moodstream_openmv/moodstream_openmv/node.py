@@ -27,7 +27,7 @@ DEFAULTS = {
     "port": "/dev/ttyACM0",  # the camera's USB serial, or a UART adapter on UART3
     "baud": 115200,
     "accept_bare_labels": True,  # the original firmware's label-only lines
-    "frame_id": "openmv",
+    "frame_id": "openmv_optical_frame",
     "image_width": 320,  # the firmware's frame size (QVGA)
     "image_height": 240,
     "poll_hz": 100.0,

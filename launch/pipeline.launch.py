@@ -114,7 +114,7 @@ def generate_launch_description() -> LaunchDescription:
         ),
         Node(
             package="moodstream_bridge", executable="console_node", name="console", namespace=namespace,
-            condition=IfCondition(LaunchConfiguration("console")), output="screen", **RESPAWN,
+            parameters=[params_file], condition=IfCondition(LaunchConfiguration("console")), output="screen", **RESPAWN,
         ),
         OpaqueFunction(function=rviz, kwargs={"config": str(share / "config" / "moodstream.rviz")},
                        condition=IfCondition(LaunchConfiguration("rviz"))),

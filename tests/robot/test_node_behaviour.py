@@ -98,3 +98,66 @@ def test_frames_carry_the_optical_frame_and_their_camera_info(workspace, tmp_pat
     finally:
         outside.close()
         launch.stop()
+
+
+def stage_levels(collector: Collector, since: int) -> dict[str, tuple[int, str]]:
+    """The latest (level, message) of each stage in /diagnostics messages from index ``since`` on."""
+    levels = {}
+    for array in collector.messages["/diagnostics"][since:]:
+        for status in array.status:
+            levels[status.name.split(":")[0]] = (status.level, status.message)
+    return levels
+
+
+def test_a_stalled_camera_turns_the_stages_to_warn_and_back(workspace):
+    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+
+    launch = Launch(workspace, "bridge:=false", "console:=true")
+    outside = Collector("stall_watcher")
+    try:
+        outside.subscribe(Emotion, "/emotion", RESULT_QOS)
+        outside.subscribe(DiagnosticArray, "/diagnostics", 10)
+        assert wait_for_emotion(outside, "/emotion", 90), launch.output()[-4000:]
+        watched = ("/detect", "/classify", "/console")
+        assert outside.spin_until(lambda: all(stage_levels(outside, 0).get(s, (9,))[0] == DiagnosticStatus.OK
+                                              for s in watched), 30), stage_levels(outside, 0)
+        capture = pid_of(launch, "capture_node")
+        os.kill(capture, signal.SIGSTOP)  # a camera that hangs: no frames, no exit
+        try:
+            mark = len(outside.messages["/diagnostics"])
+            assert outside.spin_until(lambda: all(stage_levels(outside, mark).get(s, (0,))[0] == DiagnosticStatus.WARN
+                                                  for s in watched), 5.0 + 1.0), stage_levels(outside, mark)
+            assert outside.spin_until(lambda: "no images for" in stage_levels(outside, mark)["/detect"][1], 5.0), (
+                stage_levels(outside, mark))
+        finally:
+            os.kill(capture, signal.SIGCONT)
+        mark = len(outside.messages["/diagnostics"])
+        assert outside.spin_until(lambda: all(stage_levels(outside, mark).get(s, (9,))[0] == DiagnosticStatus.OK
+                                              for s in watched), 15), stage_levels(outside, mark)
+    finally:
+        outside.close()
+        launch.stop()
+
+
+def test_a_paused_stage_resumes_with_the_newest_frame_not_a_backlog(workspace):
+    launch = Launch(workspace, "bridge:=false")
+    outside = Collector("backlog_watcher")
+    try:
+        outside.subscribe(Emotion, "/emotion", RESULT_QOS)
+        assert wait_for_emotion(outside, "/emotion", 90), launch.output()[-4000:]
+        classify = pid_of(launch, "classify_node")
+        clock = outside.node.get_clock()
+        os.kill(classify, signal.SIGSTOP)  # busy for 3 s while detect goes on at 30 fps
+        paused_from = clock.now().nanoseconds
+        outside.spin_until(lambda: False, 3.0)
+        paused_to = clock.now().nanoseconds
+        os.kill(classify, signal.SIGCONT)
+        outside.spin_until(lambda: False, 3.0)
+        stamps = [m.header.stamp.sec * 10**9 + m.header.stamp.nanosec for m in outside.messages["/emotion"]]
+        from_pause = [s for s in stamps if paused_from + 2 * 10**8 < s < paused_to]
+        after = [s for s in stamps if s >= paused_to]
+        # ~90 frames were detected during the pause: at most the newest comes through, then live frames.
+        assert len(from_pause) <= 2 and len(after) >= 10, (len(from_pause), len(after))
+    finally:
+        outside.close()
+        launch.stop()

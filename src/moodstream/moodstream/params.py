@@ -17,13 +17,14 @@ def node_defaults() -> dict[str, Mapping[str, Any]]:
     # The node modules import rclpy: only when a parameter is looked up, so that commands
     # without ROS (`moodstream serve`, `history`) start without it.
     from moodstream_bridge.bridge_node import DEFAULTS as BRIDGE_DEFAULTS
+    from moodstream_bridge.console_node import DEFAULTS as CONSOLE_DEFAULTS
     from moodstream_capture.node import DEFAULTS as CAPTURE_DEFAULTS
     from moodstream_classify.node import DEFAULTS as CLASSIFY_DEFAULTS
     from moodstream_detect.node import DEFAULTS as DETECT_DEFAULTS
     from moodstream_openmv.node import DEFAULTS as OPENMV_DEFAULTS
 
     return {"capture": CAPTURE_DEFAULTS, "detect": DETECT_DEFAULTS, "classify": CLASSIFY_DEFAULTS,
-            "openmv": OPENMV_DEFAULTS, "bridge": BRIDGE_DEFAULTS}
+            "openmv": OPENMV_DEFAULTS, "bridge": BRIDGE_DEFAULTS, "console": CONSOLE_DEFAULTS}
 
 
 def __getattr__(name: str):

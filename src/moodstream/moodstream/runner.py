@@ -122,7 +122,7 @@ class Pipeline:
                     self.capture = self._add(CaptureNode(parameter_overrides=params("capture"), **common))
                 self.detect = self._add(DetectNode(parameter_overrides=params("detect"), **common, **remap))
                 self.classify = self._add(ClassifyNode(parameter_overrides=params("classify"), **common, **remap))
-            self.console = self._add(ConsoleNode(sink=console_sink, **common))
+            self.console = self._add(ConsoleNode(sink=console_sink, parameter_overrides=params("console"), **common))
             self.bridge = self._add(BridgeNode(parameter_overrides=params("bridge"), **common)) if bridge else None
             self.observer = self._add(Observer(want_images, on_image, **common))
             self.executor = SingleThreadedExecutor(context=self.context)

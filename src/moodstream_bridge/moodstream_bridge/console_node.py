@@ -4,27 +4,52 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from diagnostic_msgs.msg import DiagnosticStatus
 from rclpy.node import Node
 
-from moodstream_common.ros import RESULT_QOS, run_node, stamp_to_seconds
+from moodstream_common.ros import (
+    HEALTH_DEFAULTS,
+    RESULT_QOS,
+    DiagnosticsPublisher,
+    declare_parameters,
+    diagnostic_status,
+    health_config,
+    run_node,
+    stamp_to_seconds,
+)
+from moodstream_common.stats import StageStats
 from moodstream_interfaces.msg import Emotion
 
 from .changes import ChangeReporter
+
+DEFAULTS = {**HEALTH_DEFAULTS}
 
 
 class ConsoleNode(Node):
     def __init__(self, name: str = "console", sink: Callable[[str], None] | None = None, **kwargs) -> None:
         super().__init__(name, **kwargs)
+        self.health = health_config(declare_parameters(self, DEFAULTS))
         self.reporter = ChangeReporter()
+        self.stats = StageStats()
+        self.lines = 0
         self._sink = sink or self.get_logger().info
         self.subscription = self.create_subscription(Emotion, "emotion", self.on_emotion, RESULT_QOS)
+        self.diagnostics = DiagnosticsPublisher(self)
+        self.diagnostics.add(self._diagnostic)
 
     def on_emotion(self, msg: Emotion) -> None:
+        self.stats.tick()
         line = self.reporter.update(msg.face_present, msg.face.track_id, msg.face.smoothed_label,
                                     msg.face.smoothed_confidence, stamp_to_seconds(msg.header.stamp),
                                     msg.faces_in_view)
         if line:
+            self.lines += 1
             self._sink(line)
+
+    def _diagnostic(self) -> DiagnosticStatus:
+        values = {**self.stats.summary(), "lines": self.lines}
+        level, why = self.stats.health(self.health, None, "emotions")
+        return diagnostic_status(self, "console", level, why or "reporting emotion changes", values)
 
 
 def main(args: list[str] | None = None) -> None:

@@ -11,10 +11,12 @@ from sensor_msgs.msg import CameraInfo, Image
 from moodstream_common.backoff import Backoff
 from moodstream_common.image_conv import numpy_to_image
 from moodstream_common.ros import (
+    HEALTH_DEFAULTS,
     IMAGE_QOS,
     DiagnosticsPublisher,
     declare_parameters,
     diagnostic_status,
+    health_config,
     run_node,
 )
 from moodstream_common.stats import StageStats
@@ -36,6 +38,7 @@ DEFAULTS = {
     "seed": 0,
     "max_frames": 0,  # stop after this many frames; 0 = never
     "reconnect_max_s": 10.0,
+    **HEALTH_DEFAULTS,  # expected_rate_hz 0: the fps parameter
 }
 
 
@@ -51,6 +54,7 @@ class CaptureNode(Node):
         self.info_publisher = None
         self._calibration_warning = ""
         self.stats = StageStats()
+        self.health = health_config({**p, "expected_rate_hz": p["expected_rate_hz"] or p["fps"]})
         self.finished = False
         self._last_error = ""
         self._backoff = Backoff(maximum=float(p["reconnect_max_s"]))
@@ -111,6 +115,7 @@ class CaptureNode(Node):
         try:
             t0 = time.perf_counter()
             frame = self._source.read()
+            grabbed = self.get_clock().now()  # the frame's time: when the source gave it, before conversion
         except SourceError as err:
             self._source.close()
             self._opened = False
@@ -121,7 +126,7 @@ class CaptureNode(Node):
             self.finished = True
             return
         msg = numpy_to_image(frame)
-        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.header.stamp = grabbed.to_msg()
         msg.header.frame_id = self.params["frame_id"]
         self.publisher.publish(msg)
         if self.info_publisher is not None:
@@ -151,7 +156,8 @@ class CaptureNode(Node):
             return diagnostic_status(self, "capture", "warn", self._calibration_warning, values)
         if self.finished:
             return diagnostic_status(self, "capture", "ok", "source finished", values)
-        return diagnostic_status(self, "capture", "ok", "capturing", values)
+        level, why = self.stats.health(self.health, "capture", "frames from the source")
+        return diagnostic_status(self, "capture", level, why or "capturing", values)
 
     def destroy_node(self) -> None:
         if self._source is not None:

@@ -13,13 +13,18 @@ from sensor_msgs.msg import Image
 from moodstream_common.image_conv import ImageFormatError, image_to_bgr, image_to_numpy, numpy_to_image
 from moodstream_common.preprocess import Box
 from moodstream_common.ros import (
+    HEALTH_DEFAULTS,
     IMAGE_QOS,
+    INPUT_DEFAULTS,
     RESULT_QOS,
     DiagnosticsPublisher,
     declare_parameters,
     diagnostic_status,
+    health_config,
+    input_qos,
     run_node,
     stamp_to_seconds,
+    too_old,
 )
 from moodstream_common.stats import StageStats
 from moodstream_interfaces.msg import DetectedFaces, Emotion, EmotionArray
@@ -37,6 +42,11 @@ DEFAULTS = {
     **ESTIMATOR_DEFAULTS,
     "annotate": "auto",  # auto (only while emotion/image has subscribers) | always | never
     "frame_buffer": 15,  # frames kept to match emotion/image with its source image
+    **INPUT_DEFAULTS,
+    "input_qos_reliability": "reliable",  # faces come reliable; the newest only (depth 1)
+    **HEALTH_DEFAULTS,
+    "expected_rate_hz": 30.0,  # capture's default fps
+    "latency_budget_ms": 30.0,
 }
 
 
@@ -54,7 +64,8 @@ class ClassifyNode(Node):
         self.emotions_pub = self.create_publisher(EmotionArray, "emotions", RESULT_QOS)
         self.emotion_pub = self.create_publisher(Emotion, "emotion", RESULT_QOS)
         self.image_pub = self.create_publisher(Image, "emotion/image", IMAGE_QOS)
-        self.subscription = self.create_subscription(DetectedFaces, "faces", self.on_faces, RESULT_QOS)
+        self.health = health_config(p)
+        self.subscription = self.create_subscription(DetectedFaces, "faces", self.on_faces, input_qos(p))
         self._frames: OrderedDict[tuple[int, int], Image] = OrderedDict()
         self._image_sub = None
         self._update_image_subscription()
@@ -109,6 +120,10 @@ class ClassifyNode(Node):
 
     def on_faces(self, msg: DetectedFaces) -> None:
         t0 = time.perf_counter()
+        stale = too_old(self, msg.header.stamp, self.params["max_frame_age_s"])
+        if stale:
+            self.stats.drop(stale)
+            return
         try:
             result, array, primary = self.classify(msg)
         except (ImageFormatError, ValueError) as err:
@@ -130,8 +145,8 @@ class ClassifyNode(Node):
         values["model"] = self.model_id
         values["runtime"] = self.model.runtime
         values["model_path"] = str(self.model.path)
-        warning = self.stats.recent_drop()
-        return diagnostic_status(self, "classify", "warn" if warning else "ok", warning or "classifying", values)
+        level, why = self.stats.health(self.health, "classify", "faces")
+        return diagnostic_status(self, "classify", level, why or "classifying", values)
 
 
 def main(args: list[str] | None = None) -> None:

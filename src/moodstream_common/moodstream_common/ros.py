@@ -18,11 +18,27 @@ from rclpy.qos import (
 )
 
 from .environment import prepare_environment
+from .stats import HealthConfig
 
 #: Images: best effort, keep the newest few (the sensor-data profile of ROS 2).
 IMAGE_QOS = qos_profile_sensor_data
 #: Faces and emotions: reliable, a short queue so that a slow consumer sees recent frames.
 RESULT_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE)
+
+#: When a stage's diagnostics leave OK (see :class:`moodstream_common.stats.HealthConfig`).
+HEALTH_DEFAULTS = {
+    "expected_rate_hz": 0.0,  # the input's rate; 0: judge only a stall
+    "stall_warn_s": 2.0,  # WARN when no input arrives for this long
+    "stall_error_s": 10.0,  # ERROR when no input arrives for this long
+    "latency_budget_ms": 0.0,  # WARN when the stage's latency p95 exceeds it; 0: no budget
+}
+#: How an image (or faces) input is subscribed: the newest only, by default, so that a slow
+#: stage never works through a backlog of stale frames (image_tools' names: depth, reliability).
+INPUT_DEFAULTS = {
+    "input_qos_depth": 1,
+    "input_qos_reliability": "best_effort",  # best_effort | reliable
+    "max_frame_age_s": 0.5,  # frames older than this on arrival are dropped and counted; 0: never
+}
 
 DIAG_LEVELS = {"ok": DiagnosticStatus.OK, "warn": DiagnosticStatus.WARN, "error": DiagnosticStatus.ERROR}
 
@@ -36,6 +52,38 @@ def declare_parameters(node: Node, defaults: Mapping[str, Any]) -> dict[str, Any
 
 def stamp_to_seconds(stamp: Time) -> float:
     return stamp.sec + stamp.nanosec * 1e-9
+
+
+def health_config(params: Mapping[str, Any]) -> HealthConfig:
+    return HealthConfig(float(params["expected_rate_hz"]), float(params["stall_warn_s"]),
+                        float(params["stall_error_s"]), float(params["latency_budget_ms"]))
+
+
+def input_qos(params: Mapping[str, Any]) -> QoSProfile:
+    """The QoS of a stage's frame input from its ``input_qos_*`` parameters."""
+    reliability = params["input_qos_reliability"]
+    policies = {"best_effort": ReliabilityPolicy.BEST_EFFORT, "reliable": ReliabilityPolicy.RELIABLE}
+    if reliability not in policies:
+        raise ValueError(f"parameter input_qos_reliability must be best_effort or reliable, got {reliability!r}")
+    if int(params["input_qos_depth"]) < 1:
+        raise ValueError(f"parameter input_qos_depth must be at least 1, got {params['input_qos_depth']}")
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=int(params["input_qos_depth"]),
+                      reliability=policies[reliability])
+
+
+def frame_age_s(node: Node, stamp: Time) -> float | None:
+    """How old a frame is by its header stamp, or None for an unset stamp."""
+    if stamp.sec == 0 and stamp.nanosec == 0:
+        return None
+    return node.get_clock().now().nanoseconds * 1e-9 - stamp_to_seconds(stamp)
+
+
+def too_old(node: Node, stamp: Time, max_age_s: float) -> str:
+    """Why a frame is too old to process ("" when it is not, or the check is off)."""
+    age = frame_age_s(node, stamp)
+    if max_age_s <= 0 or age is None or age <= max_age_s:
+        return ""
+    return f"dropped a frame {age:.2f} s old (max_frame_age_s {max_age_s:g})"
 
 
 def diagnostic_status(node: Node, name: str, level: str, message: str, values: Mapping[str, str]) -> DiagnosticStatus:

@@ -11,13 +11,17 @@ from sensor_msgs.msg import Image, RegionOfInterest
 from moodstream_common.image_conv import ImageFormatError, image_to_bgr, numpy_to_image
 from moodstream_common.preprocess import crop_face, to_gray
 from moodstream_common.ros import (
-    IMAGE_QOS,
+    HEALTH_DEFAULTS,
+    INPUT_DEFAULTS,
     RESULT_QOS,
     DiagnosticsPublisher,
     declare_parameters,
     diagnostic_status,
+    health_config,
+    input_qos,
     run_node,
     stamp_to_seconds,
+    too_old,
 )
 from moodstream_common.stats import StageStats
 from moodstream_interfaces.msg import DetectedFace, DetectedFaces
@@ -34,6 +38,10 @@ DEFAULTS = {
     "roi_refresh_frames": 5,  # full-frame search every N frames, around known faces in between; 1 = always full
     "max_faces": 10,  # keep the largest faces
     "attach_crops": True,  # put the 48x48 crop into each face, for a classifier in another process
+    **INPUT_DEFAULTS,
+    **HEALTH_DEFAULTS,
+    "expected_rate_hz": 30.0,  # capture's default fps
+    "latency_budget_ms": 50.0,
 }
 
 
@@ -53,7 +61,8 @@ class DetectNode(Node):
         )
         self.stats = StageStats()
         self.publisher = self.create_publisher(DetectedFaces, "faces", RESULT_QOS)
-        self.subscription = self.create_subscription(Image, "image_raw", self.on_image, IMAGE_QOS)
+        self.health = health_config(p)
+        self.subscription = self.create_subscription(Image, "image_raw", self.on_image, input_qos(p))
         self.diagnostics = DiagnosticsPublisher(self)
         self.diagnostics.add(self._diagnostic)
         self.get_logger().info(f"detector {self.detector.name}, downscale {p['downscale']}")
@@ -79,6 +88,10 @@ class DetectNode(Node):
 
     def on_image(self, msg: Image) -> None:
         t0 = time.perf_counter()
+        stale = too_old(self, msg.header.stamp, self.params["max_frame_age_s"])
+        if stale:
+            self.stats.drop(stale)
+            return
         try:
             faces = self.detect(msg)
         except (ImageFormatError, ValueError) as err:
@@ -95,8 +108,8 @@ class DetectNode(Node):
     def _diagnostic(self) -> DiagnosticStatus:
         values = self.stats.summary()
         values["detector"] = self.detector.name
-        warning = self.stats.recent_drop()
-        return diagnostic_status(self, "detect", "warn" if warning else "ok", warning or "detecting", values)
+        level, why = self.stats.health(self.health, "detect", "images")
+        return diagnostic_status(self, "detect", level, why or "detecting", values)
 
 
 def main(args: list[str] | None = None) -> None:

@@ -67,8 +67,9 @@ def test_detect_drops_bad_frames_and_keeps_going(tmp_path):
         def faces_arrived():
             return any(m.faces for m in collector.messages["/faces"])
         for _ in range(40):
-            for frame in bad_frames:
+            for frame in bad_frames:  # one at a time: the input keeps only the newest frame
                 pub.publish(frame)
+                collector.spin_until(lambda: False, timeout=0.05)
             pub.publish(good)
             if collector.spin_until(faces_arrived, timeout=0.25):
                 break

@@ -20,8 +20,10 @@ MOODSTREAM = str(Path(sys.executable).parent / "moodstream")
 
 def test_pipeline_in_one_process(face_clip):
     lines: list[str] = []
-    pipeline = Pipeline({"capture": {"source": "video", "path": str(face_clip), "loop": False, "fps": 60.0}},
-                        console_sink=lines.append, want_images=True)
+    # Offline, every frame counts: queues deep enough and no age limit (a robot keeps the newest only).
+    offline = {"input_qos_depth": 10, "max_frame_age_s": 0.0}
+    pipeline = Pipeline({"capture": {"source": "video", "path": str(face_clip), "loop": False, "fps": 60.0},
+                         "detect": offline, "classify": offline}, console_sink=lines.append, want_images=True)
     try:
         summary = pipeline.run(duration=30)
         annotated = pipeline.observer.best_image  # emotion/image, drawn because someone subscribed

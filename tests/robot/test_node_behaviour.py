@@ -161,3 +161,43 @@ def test_a_paused_stage_resumes_with_the_newest_frame_not_a_backlog(workspace):
     finally:
         outside.close()
         launch.stop()
+
+
+def test_parameters_are_described_checked_and_applied_live(workspace, tmp_path):
+    import yaml
+    from test_pipeline_launch import ROOT
+    from workspace import ros2_cli
+
+    from moodstream_interfaces.msg import DetectedFaces
+
+    params = yaml.safe_load((ROOT / "src" / "moodstream" / "config" / "params.yaml").read_text())
+    params["/**/capture"]["ros__parameters"]["synthetic_faces"] = 2
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text(yaml.safe_dump(params))
+    launch = Launch(workspace, "bridge:=false", f"params_file:={params_file}")
+    outside = Collector("parameter_watcher")
+    try:
+        outside.subscribe(DetectedFaces, "/faces", RESULT_QOS)
+        assert outside.spin_until(lambda: any(len(m.faces) == 2 for m in outside.messages["/faces"]), 90), (
+            launch.output()[-4000:])
+        described = ros2_cli(workspace, "param", "describe", "/detect", "downscale")
+        assert "detect on a frame this much smaller" in described and "Min value: 0.1" in described, described
+        refused = {
+            ("/classify", "smoothing_alpha", "5.0"): "out of range",
+            ("/classify", "smoothing", "bogus"): "smoothing must be one of ema, window, none, got 'bogus'",
+            ("/capture", "source", "webcam"): "read-only",
+            ("/detect", "detector", "yolo"): "unknown detector 'yolo'",
+        }
+        for (node, name, value), reason in refused.items():
+            out = ros2_cli(workspace, "param", "set", node, name, value)
+            assert "Setting parameter failed" in out and reason in out, (node, name, out)
+        assert "Set parameter successful" in ros2_cli(workspace, "param", "set", "/detect", "max_faces", "1")
+        outside.messages["/faces"].clear()
+        outside.spin_until(lambda: len(outside.messages["/faces"]) >= 30, 30)
+        later = outside.messages["/faces"][5:]  # frames already in flight may still hold two
+        assert later and all(len(m.faces) <= 1 for m in later), [len(m.faces) for m in later]
+        assert "Integer value is: 1" in ros2_cli(workspace, "param", "get", "/detect", "max_faces")
+    finally:
+        outside.close()
+        launch.stop()
+    assert "parameters changed: max_faces=1" in launch.output()

@@ -139,3 +139,14 @@ def colcon(ws: Workspace, *args: str, timeout: float = 600) -> subprocess.Comple
     return subprocess.run([str(VENV_BIN / "colcon"), *args, "--base-paths", str(ROOT / "src"),
                            "--build-base", str(ws.base / "build"), "--install-base", str(ws.install)],
                           cwd=ws.base, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def ros2_cli(ws: Workspace, *args: str, attempts: int = 5) -> str:
+    """``ros2 ARGS --no-daemon``; a fresh CLI process may not have found the node yet: retried."""
+    out = ""
+    for _ in range(attempts):
+        run = ws.run("ros2", *args, "--no-daemon", "--spin-time", "3")
+        out = run.stdout + run.stderr
+        if "Node not found" not in out:
+            return out
+    return out

@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from moodstream.cli import build_overrides, source_overrides
@@ -63,3 +65,30 @@ def test_layers_params_file_then_flags_then_p(tmp_path):
     overrides, topic = build_overrides(args, ["synthetic"])
     assert topic is None
     assert overrides["capture"] == {"fps": 20.0, "width": 160, "source": "synthetic"}
+
+
+@pytest.mark.parametrize("assignment,message", [
+    ("capture.fps=-5", "capture.fps must be a number from 0.1 to 240, got -5.0"),
+    ("capture.fps=0", "capture.fps must be a number from 0.1 to 240"),
+    ("capture.fps=.nan", "capture.fps must be a number from 0.1 to 240, got nan"),
+    ("capture.width=0", "capture.width must be an integer from 16 to 8192"),
+    ("classify.smoothing=bogus", "classify.smoothing must be one of ema, window, none, got 'bogus'"),
+    ("classify.smoothing_alpha=2", "classify.smoothing_alpha must be a number from 0.01 to 1, got 2.0"),
+    ("bridge.history=bogus", "bridge.history must be one of auto, always, never"),
+    ("detect.max_faces=-1", "detect.max_faces must be an integer from 1 to 100, got -1"),
+    ("bridge.outbox_max_messages=0", "bridge.outbox_max_messages must be an integer from 1 to"),
+])
+def test_values_outside_the_specification_are_refused_with_what_is_allowed(assignment, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        parse_assignments([assignment])
+
+
+def test_the_runner_exits_2_with_one_line_for_a_bad_value():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    out = subprocess.run([str(Path(sys.executable).parent / "moodstream"), "run", "-p", "classify.smoothing=bogus",
+                          "--duration", "1"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "classify.smoothing must be one of ema, window, none" in out.stderr

@@ -176,6 +176,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0 if summary.frames_with_faces else 1
 
 
+def cmd_params(args: argparse.Namespace) -> int:
+    from .params import markdown_reference, node_specs
+
+    if args.markdown:
+        sys.stdout.write(markdown_reference())
+        return 0
+    for node, specs in node_specs().items():
+        for name, spec in specs.items():
+            sys.stdout.write(f"{node}.{name} = {spec.default!r}  ({spec.allowed()}; "
+                             f"{'restart' if spec.read_only else 'live'}) {spec.description}\n")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="moodstream", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -195,6 +208,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=cmd_demo)
 
     from . import bench, evaluate, history_cli
+
+    params = sub.add_parser("params", help="every node's parameters: default, allowed values, live or restart")
+    params.add_argument("--markdown", action="store_true", help="as the Markdown of docs/parameters.md")
+    params.set_defaults(func=cmd_params)
 
     bench.add_parser(sub)
     evaluate.add_parser(sub)

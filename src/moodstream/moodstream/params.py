@@ -10,21 +10,29 @@ from typing import Any
 
 import yaml
 
+from moodstream_common.parameters import Spec, defaults
+
+
+@functools.cache
+def node_specs() -> dict[str, Mapping[str, Spec]]:
+    """Each node's parameter specifications (default, description, allowed values), by node name."""
+    # The node modules import rclpy: only when a parameter is looked up, so that commands
+    # without ROS (`moodstream serve`, `history`) start without it.
+    from moodstream_bridge.bridge_node import SPECS as BRIDGE
+    from moodstream_bridge.console_node import SPECS as CONSOLE
+    from moodstream_capture.node import SPECS as CAPTURE
+    from moodstream_classify.node import SPECS as CLASSIFY
+    from moodstream_detect.node import SPECS as DETECT
+    from moodstream_openmv.node import SPECS as OPENMV
+
+    return {"capture": CAPTURE, "detect": DETECT, "classify": CLASSIFY, "openmv": OPENMV, "bridge": BRIDGE,
+            "console": CONSOLE}
+
 
 @functools.cache
 def node_defaults() -> dict[str, Mapping[str, Any]]:
     """Each node's parameter defaults, by node name."""
-    # The node modules import rclpy: only when a parameter is looked up, so that commands
-    # without ROS (`moodstream serve`, `history`) start without it.
-    from moodstream_bridge.bridge_node import DEFAULTS as BRIDGE_DEFAULTS
-    from moodstream_bridge.console_node import DEFAULTS as CONSOLE_DEFAULTS
-    from moodstream_capture.node import DEFAULTS as CAPTURE_DEFAULTS
-    from moodstream_classify.node import DEFAULTS as CLASSIFY_DEFAULTS
-    from moodstream_detect.node import DEFAULTS as DETECT_DEFAULTS
-    from moodstream_openmv.node import DEFAULTS as OPENMV_DEFAULTS
-
-    return {"capture": CAPTURE_DEFAULTS, "detect": DETECT_DEFAULTS, "classify": CLASSIFY_DEFAULTS,
-            "openmv": OPENMV_DEFAULTS, "bridge": BRIDGE_DEFAULTS, "console": CONSOLE_DEFAULTS}
+    return {node: defaults(specs) for node, specs in node_specs().items()}
 
 
 def __getattr__(name: str):
@@ -41,7 +49,16 @@ class ConfigError(ValueError):
 
 
 def coerce(node: str, name: str, value: Any) -> Any:
-    """``value`` as the type of the parameter's default (ROS refuses a changed type)."""
+    """``value`` as the type of the parameter's default (ROS refuses a changed type), checked
+    against the parameter's specification as the node checks it."""
+    value = _as_type(node, name, value)
+    reason = node_specs()[node][name].check(value)
+    if reason:
+        raise ConfigError(f"{node}.{name} {reason}")
+    return value
+
+
+def _as_type(node: str, name: str, value: Any) -> Any:
     defaults = node_defaults().get(node)
     if defaults is None:
         raise ConfigError(f"unknown node {node!r}; nodes: {', '.join(node_defaults())}")
@@ -112,3 +129,22 @@ def merge(*layers: Overrides) -> Overrides:
         for node, params in layer.items():
             out.setdefault(node, {}).update(params)
     return out
+
+
+def markdown_reference() -> str:
+    """Every node's parameters as Markdown: docs/parameters.md (``moodstream params --markdown``)."""
+    lines = ["# Parameters", "",
+             "Generated from the nodes' parameter specifications by `moodstream params --markdown`; a test",
+             "keeps it in step. *live*: a change applies from the next frame (`ros2 param set`);",
+             "*restart*: the parameter is read-only while the node runs.", ""]
+    for node, specs in node_specs().items():
+        lines += [f"## {node}", "", "| parameter | default | allowed | change | meaning |",
+                  "| --- | --- | --- | --- | --- |"]
+        for name, spec in specs.items():
+            default = spec.default if not isinstance(spec.default, bool) else str(spec.default).lower()
+            quoted = isinstance(spec.default, str) and (not default or default.isdigit())
+            default = f'`"{default}"`' if quoted else f"`{default}`"
+            change = "restart" if spec.read_only else "live"
+            lines.append(f"| `{name}` | {default} | {spec.allowed()} | {change} | {spec.description} |")
+        lines.append("")
+    return "\n".join(lines)

@@ -11,6 +11,7 @@ from pathlib import Path
 from diagnostic_msgs.msg import DiagnosticStatus
 from rclpy.node import Node
 
+from moodstream_common.parameters import Spec, defaults
 from moodstream_common.ros import RESULT_QOS, DiagnosticsPublisher, declare_parameters, diagnostic_status, run_node
 from moodstream_interfaces.msg import EmotionArray
 
@@ -20,33 +21,41 @@ from .mqtt_relay import MqttRelay, MqttSettings, credentials
 from .outbox import Outbox
 from .records import RateLimiter, encode, records_from_array
 
-DEFAULTS = {
-    "robot_id": "",  # empty: this machine's host name
-    "camera_id": "camera",
-    "mqtt_url": "",  # e.g. mqtts://broker.local:8883; empty: no MQTT
-    "mqtt_topic_prefix": "moodstream",  # <prefix>/<robot>/<camera>/emotion and .../status
-    "mqtt_legacy_topic": "",  # also publish the bare smoothed label here (the original MoodStream's)
-    "mqtt_client_id": "",
-    "mqtt_credentials_file": "",  # 'user:password'; else $MOODSTREAM_MQTT_USERNAME / _PASSWORD
-    "mqtt_ca_file": "",
-    "mqtt_cert_file": "",
-    "mqtt_key_file": "",
-    "mqtt_tls_insecure": False,
-    "influx_url": "",  # e.g. http://influx.local:8086; empty: no InfluxDB
-    "influx_api": "v1",  # v1 (/write, database) | v2 (/api/v2/write, org, bucket, token)
-    "influx_database": "moodstream",
-    "influx_org": "",
-    "influx_bucket": "",
-    "influx_credentials_file": "",  # v1 'user:password', v2 the token; else $MOODSTREAM_INFLUX_*
-    "influx_max_per_second": 1.0,  # points per face and second (every frame's estimate, thinned)
-    "outbox_path": "",  # empty: $XDG_STATE_HOME/moodstream/outbox-<robot>-<camera>.db
-    "outbox_max_messages": 100000,
-    "on_change": True,  # relay a face when its smoothed label changes ...
-    "max_per_second": 1.0,  # ... and at most this often (0: no cap)
-    "history": "auto",  # auto (when neither MQTT nor InfluxDB is configured) | always | never
-    "history_db": "",  # empty: $XDG_STATE_HOME/moodstream/history.db
-    "history_retention_days": 30.0,
+
+def _restart(default, description: str, *bounds, **kw) -> Spec:
+    return Spec(default, description, *bounds, read_only=True, **kw)
+
+
+SPECS = {
+    "robot_id": _restart("", "the robot's name in topics and records (empty: this machine's host name)"),
+    "camera_id": _restart("camera", "the camera's name in topics and records"),
+    "mqtt_url": _restart("", "mqtt://host:1883 or mqtts://host:8883 (empty: no MQTT)"),
+    "mqtt_topic_prefix": _restart("moodstream", "<prefix>/<robot>/<camera>/emotion and .../status"),
+    "mqtt_legacy_topic": _restart("", "also publish the bare smoothed label here (the original MoodStream's)"),
+    "mqtt_client_id": _restart("", "MQTT client id (empty: a random one)"),
+    "mqtt_credentials_file": _restart("", "'user:password' file (else $MOODSTREAM_MQTT_USERNAME / _PASSWORD)"),
+    "mqtt_ca_file": _restart("", "CA certificate of an mqtts:// broker"),
+    "mqtt_cert_file": _restart("", "client certificate (mqtts://)"),
+    "mqtt_key_file": _restart("", "client key (mqtts://)"),
+    "mqtt_tls_insecure": _restart(False, "skip the broker's host-name check (testing only)"),
+    "influx_url": _restart("", "http://host:8086 (empty: no InfluxDB)"),
+    "influx_api": _restart("v1", "v1 (/write, database) or v2 (/api/v2/write, org, bucket, token)",
+                           choices=("v1", "v2")),
+    "influx_database": _restart("moodstream", "InfluxDB 1.x database"),
+    "influx_org": _restart("", "InfluxDB 2.x organisation"),
+    "influx_bucket": _restart("", "InfluxDB 2.x bucket"),
+    "influx_credentials_file": _restart("", "v1 'user:password', v2 the token (else $MOODSTREAM_INFLUX_*)"),
+    "influx_max_per_second": Spec(1.0, "InfluxDB points per face and second (0: every frame)", 0.0, 1000.0),
+    "outbox_path": _restart("", "outbox file (empty: $XDG_STATE_HOME/moodstream/outbox-<robot>-<camera>.db)"),
+    "outbox_max_messages": _restart(100000, "messages the outbox keeps while the broker is away", 1, 10**9),
+    "on_change": Spec(True, "relay a face when its smoothed label changes ..."),
+    "max_per_second": Spec(1.0, "... and at most this often per face (0: no cap)", 0.0, 1000.0),
+    "history": _restart("auto", "the local mood history: auto (when neither MQTT nor InfluxDB is set), always, never",
+                        choices=("auto", "always", "never")),
+    "history_db": _restart("", "history file (empty: $XDG_STATE_HOME/moodstream/history.db)"),
+    "history_retention_days": _restart(30.0, "days of history kept", 0.01, 36500.0),
 }
+DEFAULTS = defaults(SPECS)
 
 
 def influx_settings(p: dict) -> InfluxSettings:
@@ -67,10 +76,8 @@ def influx_settings(p: dict) -> InfluxSettings:
 class BridgeNode(Node):
     def __init__(self, name: str = "bridge", **kwargs) -> None:
         super().__init__(name, **kwargs)
-        self.params = p = declare_parameters(self, DEFAULTS)
+        self.params = p = declare_parameters(self, SPECS, on_change=self._on_parameters)
         p["robot_id"] = p["robot_id"] or socket.gethostname()
-        if p["history"] not in ("auto", "always", "never"):
-            raise ValueError(f"parameter history must be auto, always or never, got {p['history']!r}")
         base = f"{p['mqtt_topic_prefix']}/{p['robot_id']}/{p['camera_id']}"
         self.emotion_topic, self.status_topic = f"{base}/emotion", f"{base}/status"
         self.limiter = RateLimiter(p["on_change"], p["max_per_second"])
@@ -104,6 +111,13 @@ class BridgeNode(Node):
         self.subscription = self.create_subscription(EmotionArray, "emotions", self.on_emotions, RESULT_QOS)
         self.diagnostics = DiagnosticsPublisher(self)
         self.diagnostics.add(self._diagnostic)
+
+    def _on_parameters(self, names: set[str]) -> None:
+        """Rate limits change live; everything else needs a restart (read-only)."""
+        p = self.params
+        self.limiter.on_change, self.limiter.max_per_second = p["on_change"], p["max_per_second"]
+        if self.influx is not None:
+            self.influx_limiter.max_per_second = p["influx_max_per_second"]
 
     def on_emotions(self, msg: EmotionArray) -> None:
         now = time.monotonic()

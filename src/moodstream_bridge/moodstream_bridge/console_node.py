@@ -7,8 +7,8 @@ from collections.abc import Callable
 from diagnostic_msgs.msg import DiagnosticStatus
 from rclpy.node import Node
 
+from moodstream_common.parameters import HEALTH_SPECS, defaults
 from moodstream_common.ros import (
-    HEALTH_DEFAULTS,
     RESULT_QOS,
     DiagnosticsPublisher,
     declare_parameters,
@@ -22,13 +22,15 @@ from moodstream_interfaces.msg import Emotion
 
 from .changes import ChangeReporter
 
-DEFAULTS = {**HEALTH_DEFAULTS}
+SPECS = {**HEALTH_SPECS}
+DEFAULTS = defaults(SPECS)
 
 
 class ConsoleNode(Node):
     def __init__(self, name: str = "console", sink: Callable[[str], None] | None = None, **kwargs) -> None:
         super().__init__(name, **kwargs)
-        self.health = health_config(declare_parameters(self, DEFAULTS))
+        self.params = declare_parameters(self, SPECS, on_change=self._on_parameters)
+        self.health = health_config(self.params)
         self.reporter = ChangeReporter()
         self.stats = StageStats()
         self.lines = 0
@@ -36,6 +38,9 @@ class ConsoleNode(Node):
         self.subscription = self.create_subscription(Emotion, "emotion", self.on_emotion, RESULT_QOS)
         self.diagnostics = DiagnosticsPublisher(self)
         self.diagnostics.add(self._diagnostic)
+
+    def _on_parameters(self, names: set[str]) -> None:
+        self.health = health_config(self.params)
 
     def on_emotion(self, msg: Emotion) -> None:
         self.stats.tick()

@@ -10,8 +10,8 @@ from sensor_msgs.msg import CameraInfo, Image
 
 from moodstream_common.backoff import Backoff
 from moodstream_common.image_conv import numpy_to_image
+from moodstream_common.parameters import HEALTH_SPECS, Spec, defaults
 from moodstream_common.ros import (
-    HEALTH_DEFAULTS,
     IMAGE_QOS,
     DiagnosticsPublisher,
     declare_parameters,
@@ -22,24 +22,26 @@ from moodstream_common.ros import (
 from moodstream_common.stats import StageStats
 
 from .calibration import Calibration, CalibrationError, load_calibration
-from .sources import FrameSource, SourceError, make_source
+from .sources import SOURCE_KINDS, FrameSource, SourceError, make_source
 
-DEFAULTS = {
-    "source": "synthetic",  # synthetic | webcam | video | images
-    "device": "0",  # webcam index or device path
-    "path": "",  # video file or image folder
-    "width": 640,
-    "height": 480,
-    "fps": 30.0,
-    "loop": True,
-    "frame_id": "camera_optical_frame",  # REP-103: z forward, x right, y down
-    "camera_info_file": "",  # camera_calibration_parsers YAML (path or file:// URL): publish camera_info
-    "synthetic_faces": 1,
-    "seed": 0,
-    "max_frames": 0,  # stop after this many frames; 0 = never
-    "reconnect_max_s": 10.0,
-    **HEALTH_DEFAULTS,  # expected_rate_hz 0: the fps parameter
+SPECS = {
+    "source": Spec("synthetic", "where frames come from", choices=SOURCE_KINDS, read_only=True),
+    "device": Spec("0", "webcam index or device path", read_only=True),
+    "path": Spec("", "video file or image folder", read_only=True),
+    "width": Spec(640, "capture width (pixels)", 16, 8192, read_only=True),
+    "height": Spec(480, "capture height (pixels)", 16, 8192, read_only=True),
+    "fps": Spec(30.0, "frames per second", 0.1, 240.0),
+    "loop": Spec(True, "replay a video or image folder", read_only=True),
+    "frame_id": Spec("camera_optical_frame", "header frame id (REP-103: z forward, x right, y down)"),
+    "camera_info_file": Spec("", "camera_calibration_parsers YAML (path or file:// URL): publish camera_info",
+                             read_only=True),
+    "synthetic_faces": Spec(1, "faces in the synthetic scene", 1, 2, read_only=True),
+    "seed": Spec(0, "the synthetic scene's seed", 0, 2**31 - 1, read_only=True),
+    "max_frames": Spec(0, "stop after this many frames (0: never)", 0, 2**31 - 1),
+    "reconnect_max_s": Spec(10.0, "longest wait between reconnect attempts (s)", 0.5, 3600.0),
+    **HEALTH_SPECS,  # expected_rate_hz 0: the fps parameter
 }
+DEFAULTS = defaults(SPECS)
 
 
 class CaptureNode(Node):
@@ -47,7 +49,7 @@ class CaptureNode(Node):
 
     def __init__(self, name: str = "capture", **kwargs) -> None:
         super().__init__(name, **kwargs)
-        self.params = declare_parameters(self, DEFAULTS)
+        self.params = declare_parameters(self, SPECS, on_change=self._on_parameters)
         p = self.params
         self.publisher = self.create_publisher(Image, "image_raw", IMAGE_QOS)
         self.calibration: Calibration | None = None
@@ -76,11 +78,19 @@ class CaptureNode(Node):
                 self._fail(str(err), final=True)
             else:
                 self.info_publisher = self.create_publisher(CameraInfo, "camera_info", IMAGE_QOS)
-        if p["fps"] <= 0:
-            raise ValueError(f"parameter fps must be positive, got {p['fps']}")
         self.diagnostics = DiagnosticsPublisher(self)
         self.diagnostics.add(self._diagnostic)
         self.timer = self.create_timer(1.0 / p["fps"], self.step)
+
+    def _on_parameters(self, names: set[str]) -> None:
+        """Live changes, from the next frame on."""
+        p = self.params
+        if "fps" in names:
+            self.timer.cancel()
+            self.destroy_timer(self.timer)
+            self.timer = self.create_timer(1.0 / p["fps"], self.step)
+        self._backoff.maximum = p["reconnect_max_s"]
+        self.health = health_config({**p, "expected_rate_hz": p["expected_rate_hz"] or p["fps"]})
 
     def _fail(self, message: str, final: bool = False) -> None:
         self._last_error = message

@@ -7,11 +7,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from moodstream_common.parameters import Spec, defaults
 from moodstream_common.preprocess import Box, to_model_input
 
 from .model import EmotionModel
 from .primary import PrimaryFaceSelector
-from .smoothing import EmotionSmoother
+from .smoothing import METHODS, EmotionSmoother
 from .tracking import IouTracker
 
 
@@ -70,6 +71,12 @@ class EmotionEstimator:
         self._smoothers: dict[int, EmotionSmoother] = {}
         self._last: dict[int, FaceResult] = {}
 
+    def reconfigure_smoothing(self, config: SmoothingConfig) -> None:
+        """New smoothing for every face; each existing face keeps its smoothed probabilities."""
+        self.smoothing = config
+        for track_id, old in list(self._smoothers.items()):
+            self._smoothers[track_id] = EmotionSmoother(**vars(config)).resume_from(old)
+
     def process(self, boxes: Sequence[Box], scores: Sequence[float], crops: Sequence[np.ndarray]) -> FrameResult:
         """``crops``: uint8 48x48 faces, one per box. All faces go to the model in one batch."""
         if not (len(boxes) == len(scores) == len(crops)):
@@ -103,25 +110,41 @@ class EmotionEstimator:
 
 
 #: Tracking, smoothing and primary-face parameters (shared with the OpenMV host node).
-ESTIMATOR_DEFAULTS = {
-    "smoothing": "ema",  # ema | window | none
-    "smoothing_alpha": 0.4,
-    "smoothing_window": 8,
-    "switch_margin": 0.1,  # hysteresis on the smoothed label
-    "hold_frames": 3,
-    "iou_threshold": 0.3,
-    "max_missed_frames": 10,
-    "primary_switch_ratio": 1.3,
-    "primary_hold_frames": 5,
+ESTIMATOR_SPECS = {
+    "smoothing": Spec("ema", "temporal smoothing of each face's probabilities", choices=METHODS),
+    "smoothing_alpha": Spec(0.4, "EMA weight of the newest frame", 0.01, 1.0),
+    "smoothing_window": Spec(8, "frames averaged by window smoothing", 1, 300),
+    "switch_margin": Spec(0.1, "the smoothed label changes when another leads by this margin ...", 0.0, 1.0),
+    "hold_frames": Spec(3, "... for this many frames", 1, 300),
+    "iou_threshold": Spec(0.3, "tracking: overlap a face needs to keep its track", 0.01, 1.0),
+    "max_missed_frames": Spec(10, "tracking: frames a face may be missed before its track ends", 0, 1000),
+    "primary_switch_ratio": Spec(1.3, "another face becomes primary when this much larger ...", 1.0, 100.0),
+    "primary_hold_frames": Spec(5, "... for this many frames", 1, 1000),
 }
+ESTIMATOR_DEFAULTS = defaults(ESTIMATOR_SPECS)
 
 
 def estimator_from_params(p: dict, model: EmotionModel | None, labels: list[str] | None = None) -> EmotionEstimator:
     return EmotionEstimator(
         model,
         IouTracker(p["iou_threshold"], p["max_missed_frames"]),
-        SmoothingConfig(p["smoothing"], p["smoothing_alpha"], p["smoothing_window"], p["switch_margin"],
-                        p["hold_frames"]),
+        smoothing_from_params(p),
         PrimaryFaceSelector(p["primary_switch_ratio"], p["primary_hold_frames"]),
         labels=labels,
     )
+
+
+def smoothing_from_params(p: dict) -> SmoothingConfig:
+    return SmoothingConfig(p["smoothing"], p["smoothing_alpha"], p["smoothing_window"], p["switch_margin"],
+                           p["hold_frames"])
+
+
+def reconfigure(estimator: EmotionEstimator, p: dict) -> None:
+    """Apply changed tracking, smoothing and primary-face parameters from the next frame on,
+    keeping the tracks (and so their ids) and each face's smoothed state."""
+    config = smoothing_from_params(p)
+    EmotionSmoother(**vars(config))  # refuse a bad combination before changing anything
+    PrimaryFaceSelector(p["primary_switch_ratio"], p["primary_hold_frames"])
+    estimator.tracker.iou_threshold, estimator.tracker.max_missed = p["iou_threshold"], p["max_missed_frames"]
+    estimator.primary.switch_ratio, estimator.primary.hold_frames = p["primary_switch_ratio"], p["primary_hold_frames"]
+    estimator.reconfigure_smoothing(config)

@@ -11,11 +11,10 @@ from rclpy.node import Node
 from sensor_msgs.msg import Image
 
 from moodstream_common.image_conv import ImageFormatError, image_to_bgr, image_to_numpy, numpy_to_image
+from moodstream_common.parameters import HEALTH_SPECS, INPUT_SPECS, Spec, defaults
 from moodstream_common.preprocess import Box
 from moodstream_common.ros import (
-    HEALTH_DEFAULTS,
     IMAGE_QOS,
-    INPUT_DEFAULTS,
     RESULT_QOS,
     DiagnosticsPublisher,
     declare_parameters,
@@ -31,31 +30,33 @@ from moodstream_interfaces.msg import DetectedFaces, Emotion, EmotionArray
 
 from .annotate import annotate
 from .convert import to_messages
-from .estimator import ESTIMATOR_DEFAULTS, FrameResult, estimator_from_params
-from .model import EmotionModel, default_model_path
+from .estimator import ESTIMATOR_SPECS, FrameResult, estimator_from_params, reconfigure
+from .model import RUNTIMES, EmotionModel, default_model_path
 
-DEFAULTS = {
-    "model_path": "",  # empty: models/emotion.tflite of the installed moodstream_models package
-    "runtime": "auto",  # auto (TFLite where it imports, else onnxruntime on the .onnx beside the model) | tflite | onnx
-    "labels_path": "",  # empty: the .json beside the model
-    "num_threads": 1,
-    **ESTIMATOR_DEFAULTS,
-    "annotate": "auto",  # auto (only while emotion/image has subscribers) | always | never
-    "frame_buffer": 15,  # frames kept to match emotion/image with its source image
-    **INPUT_DEFAULTS,
-    "input_qos_reliability": "reliable",  # faces come reliable; the newest only (depth 1)
-    **HEALTH_DEFAULTS,
-    "expected_rate_hz": 30.0,  # capture's default fps
-    "latency_budget_ms": 30.0,
+SPECS = {
+    "model_path": Spec("", "the model file (empty: models/emotion.tflite of moodstream_models)", read_only=True),
+    "runtime": Spec("auto", "auto (TFLite where it imports, else onnxruntime on the .onnx beside the model)",
+                    choices=RUNTIMES, read_only=True),
+    "labels_path": Spec("", "the labels file (empty: the .json beside the model)", read_only=True),
+    "num_threads": Spec(1, "inference threads", 1, 64, read_only=True),
+    **ESTIMATOR_SPECS,
+    "annotate": Spec("auto", "emotion/image: auto (while someone subscribes), always, never",
+                     choices=("auto", "always", "never")),
+    "frame_buffer": Spec(15, "source frames kept to draw emotion/image", 1, 300),
+    **INPUT_SPECS,
+    "input_qos_reliability": Spec("reliable", INPUT_SPECS["input_qos_reliability"].description,
+                                  choices=("best_effort", "reliable"), read_only=True),
+    **HEALTH_SPECS,
+    "expected_rate_hz": Spec(30.0, HEALTH_SPECS["expected_rate_hz"].description, 0.0, 1000.0),
+    "latency_budget_ms": Spec(30.0, HEALTH_SPECS["latency_budget_ms"].description, 0.0, 60000.0),
 }
+DEFAULTS = defaults(SPECS)
 
 
 class ClassifyNode(Node):
     def __init__(self, name: str = "classify", **kwargs) -> None:
         super().__init__(name, **kwargs)
-        self.params = p = declare_parameters(self, DEFAULTS)
-        if p["annotate"] not in ("auto", "always", "never"):
-            raise ValueError(f"parameter annotate must be auto, always or never, got {p['annotate']!r}")
+        self.params = p = declare_parameters(self, SPECS, on_change=self._on_parameters)
         model_path = Path(p["model_path"]) if p["model_path"] else default_model_path()
         self.model = EmotionModel(model_path, p["labels_path"] or None, p["num_threads"], p["runtime"])
         self.estimator = estimator_from_params(p, self.model)
@@ -74,6 +75,16 @@ class ClassifyNode(Node):
         self.diagnostics.add(self._diagnostic)
         self.get_logger().info(f"model {self.model.path} ({self.model_id}) on runtime {self.model.runtime}, "
                                f"labels {', '.join(self.model.labels)}")
+
+    def _on_parameters(self, names: set[str]) -> None:
+        """Live changes, from the next frame on (tracks and their ids are kept)."""
+        if names & set(ESTIMATOR_SPECS):
+            reconfigure(self.estimator, self.params)
+        if "annotate" in names:
+            self._update_image_subscription()
+        while len(self._frames) > self.params["frame_buffer"]:
+            self._frames.popitem(last=False)
+        self.health = health_config(self.params)
 
     # -- annotated image: subscribe to the source frames only while someone watches ----------------
     def _wants_annotation(self) -> bool:

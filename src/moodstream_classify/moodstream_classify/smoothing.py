@@ -31,6 +31,12 @@ class EmotionSmoother:
         self._label: int | None = None
         self._pending = 0
 
+    def resume_from(self, other: EmotionSmoother) -> EmotionSmoother:
+        """Carry ``other``'s smoothed state and label over (after a change of settings)."""
+        self._state, self._label = other._state, other._label
+        self._history.extend(list(other._history)[-self._history.maxlen:])
+        return self
+
     def update(self, probabilities: np.ndarray) -> tuple[int, np.ndarray]:
         """Add one frame's distribution; return (held label index, smoothed distribution)."""
         p = np.asarray(probabilities, dtype=np.float64)

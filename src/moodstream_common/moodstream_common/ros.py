@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import signal
-from collections.abc import Mapping
+import sys
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
 from rclpy.node import Node
 from rclpy.qos import (
     HistoryPolicy,
@@ -18,6 +20,7 @@ from rclpy.qos import (
 )
 
 from .environment import prepare_environment
+from .parameters import Spec
 from .stats import HealthConfig
 
 #: Images: best effort, keep the newest few (the sensor-data profile of ROS 2).
@@ -25,29 +28,79 @@ IMAGE_QOS = qos_profile_sensor_data
 #: Faces and emotions: reliable, a short queue so that a slow consumer sees recent frames.
 RESULT_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE)
 
-#: When a stage's diagnostics leave OK (see :class:`moodstream_common.stats.HealthConfig`).
-HEALTH_DEFAULTS = {
-    "expected_rate_hz": 0.0,  # the input's rate; 0: judge only a stall
-    "stall_warn_s": 2.0,  # WARN when no input arrives for this long
-    "stall_error_s": 10.0,  # ERROR when no input arrives for this long
-    "latency_budget_ms": 0.0,  # WARN when the stage's latency p95 exceeds it; 0: no budget
-}
-#: How an image (or faces) input is subscribed: the newest only, by default, so that a slow
-#: stage never works through a backlog of stale frames (image_tools' names: depth, reliability).
-INPUT_DEFAULTS = {
-    "input_qos_depth": 1,
-    "input_qos_reliability": "best_effort",  # best_effort | reliable
-    "max_frame_age_s": 0.5,  # frames older than this on arrival are dropped and counted; 0: never
-}
-
 DIAG_LEVELS = {"ok": DiagnosticStatus.OK, "warn": DiagnosticStatus.WARN, "error": DiagnosticStatus.ERROR}
 
 
-def declare_parameters(node: Node, defaults: Mapping[str, Any]) -> dict[str, Any]:
-    """Declare every parameter in ``defaults`` and return their current values by name."""
-    for name, value in defaults.items():
-        node.declare_parameter(name, value)
-    return {name: node.get_parameter(name).value for name in defaults}
+class ParameterError(ValueError):
+    """A parameter value a node refuses: the message names the parameter and what it accepts."""
+
+
+def descriptor(spec: Spec) -> ParameterDescriptor:
+    """A ROS ParameterDescriptor with the description, range and read-only flag of ``spec``."""
+    d = ParameterDescriptor(description=spec.description, read_only=spec.read_only,
+                            additional_constraints=spec.allowed())
+    if spec.low is not None and isinstance(spec.default, float):
+        d.floating_point_range = [FloatingPointRange(
+            from_value=float(spec.low), to_value=float(spec.high if spec.high is not None else sys.float_info.max),
+            step=0.0)]
+    elif spec.low is not None and isinstance(spec.default, int) and not isinstance(spec.default, bool):
+        d.integer_range = [IntegerRange(from_value=int(spec.low),
+                                        to_value=int(spec.high if spec.high is not None else 2**62), step=1)]
+    return d
+
+
+def declare_parameters(node: Node, specs: Mapping[str, Any],
+                       on_change: Callable[[set[str]], None] | None = None) -> dict[str, Any]:
+    """Declare every parameter (a :class:`Spec`, or a plain default) and return the values by name.
+
+    Values given at start (a parameters file, ``-p``) are checked against the specs: a bad one
+    raises :class:`ParameterError`. With ``on_change``, later ``ros2 param set`` calls are
+    checked the same way, refused with the reason, and applied: the returned dict is updated and
+    ``on_change(names)`` called; an error it raises refuses the change and restores the values.
+    """
+    overrides = getattr(node, "_parameter_overrides", {})
+    for name, spec in specs.items():
+        if not isinstance(spec, Spec):
+            node.declare_parameter(name, spec)
+            continue
+        given = overrides.get(name)
+        if given is not None:
+            reason = spec.check(given.value)
+            if reason:
+                raise ParameterError(f"parameter {node.get_name()}.{name} {reason}")
+        node.declare_parameter(name, spec.default, descriptor(spec))
+    values = {name: node.get_parameter(name).value for name in specs}
+    if on_change is not None:
+        node.add_on_set_parameters_callback(lambda params: _apply(node, specs, values, params, on_change))
+    return values
+
+
+def _apply(node: Node, specs: Mapping[str, Any], values: dict[str, Any], params: list,
+           on_change: Callable[[set[str]], None]) -> SetParametersResult:
+    changes = {}
+    for param in params:
+        spec = specs.get(param.name)
+        if spec is None:
+            continue  # not one of ours (use_sim_time, ...)
+        if isinstance(spec, Spec):
+            if spec.read_only:
+                return SetParametersResult(successful=False, reason=f"{param.name} needs a restart of the node")
+            reason = spec.check(param.value)
+            if reason:
+                return SetParametersResult(successful=False, reason=f"{param.name} {reason}")
+        changes[param.name] = param.value
+    if not changes:
+        return SetParametersResult(successful=True)
+    before = dict(values)
+    values.update(changes)
+    try:
+        on_change(set(changes))
+    except ValueError as err:
+        values.clear()
+        values.update(before)
+        return SetParametersResult(successful=False, reason=str(err))
+    node.get_logger().info("parameters changed: " + ", ".join(f"{k}={v!r}" for k, v in changes.items()))
+    return SetParametersResult(successful=True)
 
 
 def stamp_to_seconds(stamp: Time) -> float:
@@ -155,9 +208,9 @@ def run_node(factory, args: list[str] | None = None) -> None:
         _ignore_stop_signals()
         if not rclpy.ok():  # a signal shut the context down under the constructor
             return
-        logger.fatal(f"{type(err).__name__}: {err}")
+        logger.fatal(str(err) if isinstance(err, ParameterError) else f"{type(err).__name__}: {err}")
         rclpy.try_shutdown()
-        raise SystemExit(1) from None
+        raise SystemExit(2 if isinstance(err, ParameterError) else 1) from None
     failed = False
     try:
         rclpy.spin(node)

@@ -9,12 +9,12 @@ from rclpy.node import Node
 from sensor_msgs.msg import Image, RegionOfInterest
 
 from moodstream_common.image_conv import ImageFormatError, image_to_bgr, numpy_to_image
+from moodstream_common.parameters import HEALTH_SPECS, INPUT_SPECS, Spec, defaults
 from moodstream_common.preprocess import crop_face, to_gray
 from moodstream_common.ros import (
-    HEALTH_DEFAULTS,
-    INPUT_DEFAULTS,
     RESULT_QOS,
     DiagnosticsPublisher,
+    ParameterError,
     declare_parameters,
     diagnostic_status,
     health_config,
@@ -26,23 +26,28 @@ from moodstream_common.ros import (
 from moodstream_common.stats import StageStats
 from moodstream_interfaces.msg import DetectedFace, DetectedFaces
 
-from .detectors import Detection, RoiDetector, create_detector
+from .detectors import Detection, DetectorError, RoiDetector, create_detector
 
-DEFAULTS = {
-    "detector": "haar",
-    "scale_factor": 1.2,
-    "min_neighbors": 4,
-    "min_size": 48,  # smallest face side, in pixels of the full frame
-    "downscale": 0.6,  # detect on a frame this much smaller, map boxes back
-    "min_confidence": 0.9,  # detectors with a score (mtcnn): drop faces below it
-    "roi_refresh_frames": 5,  # full-frame search every N frames, around known faces in between; 1 = always full
-    "max_faces": 10,  # keep the largest faces
-    "attach_crops": True,  # put the 48x48 crop into each face, for a classifier in another process
-    **INPUT_DEFAULTS,
-    **HEALTH_DEFAULTS,
-    "expected_rate_hz": 30.0,  # capture's default fps
-    "latency_budget_ms": 50.0,
+SPECS = {
+    "detector": Spec("haar", "face detector: haar (OpenCV's cascade) or mtcnn, or one you register"),
+    "scale_factor": Spec(1.2, "Haar: how much the search window grows per step", 1.01, 2.0),
+    "min_neighbors": Spec(4, "Haar: neighbouring hits a face needs", 0, 50),
+    "min_size": Spec(48, "smallest face side, in pixels of the full frame", 8, 4096),
+    "downscale": Spec(0.6, "detect on a frame this much smaller, boxes mapped back", 0.1, 1.0),
+    "min_confidence": Spec(0.9, "detectors with a score (mtcnn): drop faces below it", 0.0, 1.0),
+    "roi_refresh_frames": Spec(5, "full-frame search every N frames, around known faces in between (1: always full)",
+                               1, 1000),
+    "max_faces": Spec(10, "keep the largest faces", 1, 100),
+    "attach_crops": Spec(True, "put the 48x48 crop into each face, for a classifier in another process"),
+    **INPUT_SPECS,
+    **HEALTH_SPECS,
+    "expected_rate_hz": Spec(30.0, HEALTH_SPECS["expected_rate_hz"].description, 0.0, 1000.0),
+    "latency_budget_ms": Spec(50.0, HEALTH_SPECS["latency_budget_ms"].description, 0.0, 60000.0),
 }
+DEFAULTS = defaults(SPECS)
+#: Changing any of these rebuilds the detector.
+DETECTOR_PARAMS = {"detector", "scale_factor", "min_neighbors", "min_size", "downscale", "min_confidence",
+                   "roi_refresh_frames"}
 
 
 def frame_of(msg: Image):
@@ -53,12 +58,8 @@ def frame_of(msg: Image):
 class DetectNode(Node):
     def __init__(self, name: str = "detect", **kwargs) -> None:
         super().__init__(name, **kwargs)
-        self.params = p = declare_parameters(self, DEFAULTS)
-        self.detector = RoiDetector(
-            create_detector(p["detector"], scale_factor=p["scale_factor"], min_neighbors=p["min_neighbors"],
-                            min_size=p["min_size"], downscale=p["downscale"], min_confidence=p["min_confidence"]),
-            refresh_frames=p["roi_refresh_frames"],
-        )
+        self.params = p = declare_parameters(self, SPECS, on_change=self._on_parameters)
+        self.detector = self._build_detector()
         self.stats = StageStats()
         self.publisher = self.create_publisher(DetectedFaces, "faces", RESULT_QOS)
         self.health = health_config(p)
@@ -66,6 +67,22 @@ class DetectNode(Node):
         self.diagnostics = DiagnosticsPublisher(self)
         self.diagnostics.add(self._diagnostic)
         self.get_logger().info(f"detector {self.detector.name}, downscale {p['downscale']}")
+
+    def _build_detector(self) -> RoiDetector:
+        p = self.params
+        try:
+            detector = create_detector(p["detector"], scale_factor=p["scale_factor"], min_neighbors=p["min_neighbors"],
+                                       min_size=p["min_size"], downscale=p["downscale"],
+                                       min_confidence=p["min_confidence"])
+        except DetectorError as err:
+            raise ParameterError(f"parameter {self.get_name()}.detector: {err}") from err
+        return RoiDetector(detector, refresh_frames=p["roi_refresh_frames"])
+
+    def _on_parameters(self, names: set[str]) -> None:
+        """Live changes, from the next frame on."""
+        if names & DETECTOR_PARAMS:
+            self.detector = self._build_detector()
+        self.health = health_config(self.params)
 
     def detect(self, msg: Image) -> DetectedFaces:
         """Faces of one image message (also used directly by the in-process runner)."""

@@ -14,8 +14,9 @@ from rclpy.node import Node
 from std_msgs.msg import Header
 
 from moodstream_classify.convert import to_messages
-from moodstream_classify.estimator import ESTIMATOR_DEFAULTS, estimator_from_params
+from moodstream_classify.estimator import ESTIMATOR_SPECS, estimator_from_params, reconfigure
 from moodstream_common.backoff import Backoff
+from moodstream_common.parameters import Spec, defaults
 from moodstream_common.preprocess import Box
 from moodstream_common.ros import RESULT_QOS, DiagnosticsPublisher, declare_parameters, diagnostic_status, run_node
 from moodstream_interfaces.msg import Emotion, EmotionArray
@@ -23,24 +24,25 @@ from moodstream_interfaces.msg import Emotion, EmotionArray
 from .firmware_protocol import LABELS
 from .protocol import BareLabel, CameraError, FacesFrame, Heartbeat, LineParser
 
-DEFAULTS = {
-    "port": "/dev/ttyACM0",  # the camera's USB serial, or a UART adapter on UART3
-    "baud": 115200,
-    "accept_bare_labels": True,  # the original firmware's label-only lines
-    "frame_id": "openmv_optical_frame",
-    "image_width": 320,  # the firmware's frame size (QVGA)
-    "image_height": 240,
-    "poll_hz": 100.0,
-    "silent_after_s": 3.0,  # no valid frame for this long: the link is reported silent
-    "reconnect_max_s": 5.0,
-    **ESTIMATOR_DEFAULTS,
+SPECS = {
+    "port": Spec("/dev/ttyACM0", "the camera's USB serial, or a UART adapter on UART3", read_only=True),
+    "baud": Spec(115200, "serial speed", 1200, 4000000, read_only=True),
+    "accept_bare_labels": Spec(True, "accept the original firmware's label-only lines", read_only=True),
+    "frame_id": Spec("openmv_optical_frame", "header frame id of the camera's results"),
+    "image_width": Spec(320, "the firmware's frame width (QVGA)", 1, 4096),
+    "image_height": Spec(240, "the firmware's frame height", 1, 4096),
+    "poll_hz": Spec(100.0, "how often the serial port is read", 1.0, 1000.0, read_only=True),
+    "silent_after_s": Spec(3.0, "no valid frame for this long: the link is reported silent (s)", 0.1, 3600.0),
+    "reconnect_max_s": Spec(5.0, "longest wait between reconnect attempts (s)", 0.5, 3600.0),
+    **ESTIMATOR_SPECS,
 }
+DEFAULTS = defaults(SPECS)
 
 
 class OpenMVNode(Node):
     def __init__(self, name: str = "openmv", **kwargs) -> None:
         super().__init__(name, **kwargs)
-        self.params = p = declare_parameters(self, DEFAULTS)
+        self.params = p = declare_parameters(self, SPECS, on_change=self._on_parameters)
         self.parser = LineParser(accept_bare_labels=p["accept_bare_labels"])
         self.estimator = estimator_from_params(p, None, list(LABELS))
         self.emotions_pub = self.create_publisher(EmotionArray, "openmv/emotions", RESULT_QOS)
@@ -57,6 +59,12 @@ class OpenMVNode(Node):
         self.timer = self.create_timer(1.0 / p["poll_hz"], self.poll)
         self.diagnostics = DiagnosticsPublisher(self)
         self.diagnostics.add(self._diagnostic)
+
+    def _on_parameters(self, names: set[str]) -> None:
+        """Live changes: smoothing and tracking from the next frame on, the reconnect limit."""
+        if names & set(ESTIMATOR_SPECS):
+            reconfigure(self.estimator, self.params)
+        self._backoff.maximum = self.params["reconnect_max_s"]
 
     # -- the link ---------------------------------------------------------------------------------
     @property

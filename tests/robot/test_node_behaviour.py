@@ -201,3 +201,61 @@ def test_parameters_are_described_checked_and_applied_live(workspace, tmp_path):
         outside.close()
         launch.stop()
     assert "parameters changed: max_faces=1" in launch.output()
+
+
+def test_lifecycle_pauses_the_camera_and_resumes_it(workspace):
+    """ros2 lifecycle set /capture deactivate: /emotion stops within a second and the camera is
+    released; activate: it resumes. The state shows in /diagnostics."""
+    from diagnostic_msgs.msg import DiagnosticArray
+    from workspace import ros2_cli
+
+    launch = Launch(workspace, "bridge:=false")
+    outside = Collector("lifecycle_watcher")
+    try:
+        outside.subscribe(Emotion, "/emotion", RESULT_QOS)
+        outside.subscribe(DiagnosticArray, "/diagnostics", 10)
+        assert wait_for_emotion(outside, "/emotion", 90), launch.output()[-4000:]
+        for node in ("/capture", "/detect", "/classify"):
+            assert "active [3]" in ros2_cli(workspace, "lifecycle", "get", node)
+        assert "Transitioning successful" in ros2_cli(workspace, "lifecycle", "set", "/capture", "deactivate")
+        outside.spin_until(lambda: False, 1.0)
+        paused_at = len(outside.messages["/emotion"])
+        outside.spin_until(lambda: False, 3.0)
+        assert len(outside.messages["/emotion"]) == paused_at, "emotions kept coming with the camera inactive"
+        assert "inactive [2]" in ros2_cli(workspace, "lifecycle", "get", "/capture")
+        capture_state = [dict((kv.key, kv.value) for kv in s.values)["lifecycle"]
+                         for a in outside.messages["/diagnostics"] for s in a.status if s.name.startswith("/capture")]
+        assert capture_state and capture_state[-1] == "inactive", capture_state[-3:]
+        assert "Transitioning successful" in ros2_cli(workspace, "lifecycle", "set", "/capture", "activate")
+        assert outside.spin_until(lambda: len(outside.messages["/emotion"]) > paused_at + 5, 30)
+    finally:
+        outside.close()
+        launch.stop()
+    out = launch.output()
+    assert "released synthetic" in out and re.search(r"\[capture\]: inactive", out), out[-3000:]
+
+
+def test_autostart_false_waits_for_a_lifecycle_manager(workspace, tmp_path):
+    import yaml
+    from test_pipeline_launch import ROOT
+    from workspace import ros2_cli
+
+    params = yaml.safe_load((ROOT / "src" / "moodstream" / "config" / "params.yaml").read_text())
+    for node in ("capture", "detect", "classify"):
+        params[f"/**/{node}"]["ros__parameters"]["autostart"] = False
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text(yaml.safe_dump(params))
+    launch = Launch(workspace, "bridge:=false", f"params_file:={params_file}")
+    outside = Collector("manager")
+    try:
+        outside.subscribe(Emotion, "/emotion", RESULT_QOS)
+        assert "unconfigured [1]" in ros2_cli(workspace, "lifecycle", "get", "/classify")
+        assert not wait_for_emotion(outside, "/emotion", 3.0)
+        for node in ("/classify", "/detect", "/capture"):  # as a lifecycle manager would
+            for transition in ("configure", "activate"):
+                out = ros2_cli(workspace, "lifecycle", "set", node, transition)
+                assert "Transitioning successful" in out, (node, transition, out)
+        assert wait_for_emotion(outside, "/emotion", 60), launch.output()[-4000:]
+    finally:
+        outside.close()
+        launch.stop()

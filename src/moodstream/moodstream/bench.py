@@ -115,6 +115,8 @@ def run_pipeline(clip: Path, model_path: Path | None, overrides: dict, in_flight
         Parameter(k, value=v) for k, v in overrides.get("detect", {}).items()])
     classify = ClassifyNode(context=context, parameter_overrides=[
         Parameter(k, value=v) for k, v in classify_params.items()])
+    detect.bring_up()
+    classify.bring_up()
 
     class Feeder(Node):
         def __init__(self) -> None:

@@ -22,11 +22,12 @@ def node_specs() -> dict[str, Mapping[str, Spec]]:
     from moodstream_bridge.console_node import SPECS as CONSOLE
     from moodstream_capture.node import SPECS as CAPTURE
     from moodstream_classify.node import SPECS as CLASSIFY
+    from moodstream_common.lifecycle import LIFECYCLE_SPECS
     from moodstream_detect.node import SPECS as DETECT
     from moodstream_openmv.node import SPECS as OPENMV
 
-    return {"capture": CAPTURE, "detect": DETECT, "classify": CLASSIFY, "openmv": OPENMV, "bridge": BRIDGE,
-            "console": CONSOLE}
+    stages = {"capture": CAPTURE, "detect": DETECT, "classify": CLASSIFY, "openmv": OPENMV, "bridge": BRIDGE}
+    return {**{node: {**specs, **LIFECYCLE_SPECS} for node, specs in stages.items()}, "console": CONSOLE}
 
 
 @functools.cache

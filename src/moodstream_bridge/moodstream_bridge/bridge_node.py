@@ -8,11 +8,9 @@ import socket
 import time
 from pathlib import Path
 
-from diagnostic_msgs.msg import DiagnosticStatus
-from rclpy.node import Node
-
+from moodstream_common.lifecycle import StageNode
 from moodstream_common.parameters import Spec, defaults
-from moodstream_common.ros import RESULT_QOS, DiagnosticsPublisher, declare_parameters, diagnostic_status, run_node
+from moodstream_common.ros import RESULT_QOS, run_node
 from moodstream_interfaces.msg import EmotionArray
 
 from .history import STATE_DIR, History
@@ -73,16 +71,28 @@ def influx_settings(p: dict) -> InfluxSettings:
     return settings
 
 
-class BridgeNode(Node):
+class BridgeNode(StageNode):
+    """``emotions`` to MQTT, InfluxDB and the mood history. configure opens the outboxes and
+    connects; activate subscribes; cleanup delivers what it can and closes the files."""
+
+    stage = "bridge"
+
     def __init__(self, name: str = "bridge", **kwargs) -> None:
-        super().__init__(name, **kwargs)
-        self.params = p = declare_parameters(self, SPECS, on_change=self._on_parameters)
+        super().__init__(name, SPECS, **kwargs)
+        p = self.params
         p["robot_id"] = p["robot_id"] or socket.gethostname()
         base = f"{p['mqtt_topic_prefix']}/{p['robot_id']}/{p['camera_id']}"
         self.emotion_topic, self.status_topic = f"{base}/emotion", f"{base}/status"
         self.limiter = RateLimiter(p["on_change"], p["max_per_second"])
         self.relay: MqttRelay | None = None
         self.outbox: Outbox | None = None
+        self.influx: InfluxWriter | None = None
+        self.history: History | None = None
+        self.subscription = None
+        self.accepted = 0
+
+    def setup(self) -> None:
+        p = self.params
         if p["mqtt_url"]:
             outbox = p["outbox_path"] or STATE_DIR / f"outbox-{p['robot_id']}-{p['camera_id']}.db"
             self.outbox = Outbox(outbox, p["outbox_max_messages"])
@@ -94,7 +104,6 @@ class BridgeNode(Node):
             self.relay.start()
             self.get_logger().info(f"relaying to {p['mqtt_url']} on {self.emotion_topic} "
                                    f"({len(self.outbox)} messages waiting in {outbox})")
-        self.influx: InfluxWriter | None = None
         if p["influx_url"]:
             self.influx = InfluxWriter(influx_settings(p), Outbox(
                 STATE_DIR / f"influx-outbox-{p['robot_id']}-{p['camera_id']}.db" if not p["outbox_path"]
@@ -102,17 +111,31 @@ class BridgeNode(Node):
             self.influx_limiter = RateLimiter(on_change=False, max_per_second=p["influx_max_per_second"])
             self.influx.start()
             self.get_logger().info(f"writing to InfluxDB {p['influx_url']} ({p['influx_api']} API)")
-        self.history: History | None = None
         if p["history"] == "always" or (p["history"] == "auto" and not p["mqtt_url"] and not p["influx_url"]):
             self.history = History(p["history_db"] or STATE_DIR / "history.db", p["history_retention_days"])
             self.history_limiter = RateLimiter(on_change=False, max_per_second=1.0)
             self.get_logger().info(f"recording the mood history in {self.history.path}")
-        self.accepted = 0
-        self.subscription = self.create_subscription(EmotionArray, "emotions", self.on_emotions, RESULT_QOS)
-        self.diagnostics = DiagnosticsPublisher(self)
-        self.diagnostics.add(self._diagnostic)
 
-    def _on_parameters(self, names: set[str]) -> None:
+    def start(self) -> None:
+        self.subscription = self.create_subscription(EmotionArray, "emotions", self.on_emotions, RESULT_QOS)
+
+    def stop(self) -> None:
+        if self.subscription is not None:
+            self.destroy_subscription(self.subscription)
+            self.subscription = None
+
+    def teardown(self) -> None:
+        if self.relay is not None:
+            self.relay.stop()
+        if self.influx is not None:
+            self.influx.stop()
+            self.influx.outbox.close()
+        for store in (self.outbox, self.history):
+            if store is not None:
+                store.close()
+        self.relay = self.influx = self.outbox = self.history = None
+
+    def on_parameters(self, names: set[str]) -> None:
         """Rate limits change live; everything else needs a restart (read-only)."""
         p = self.params
         self.limiter.on_change, self.limiter.max_per_second = p["on_change"], p["max_per_second"]
@@ -133,7 +156,7 @@ class BridgeNode(Node):
                     self.outbox.put(self.params["mqtt_legacy_topic"], record.smoothed_label.encode())
                 self.accepted += 1
 
-    def _diagnostic(self) -> DiagnosticStatus:
+    def status(self) -> tuple[str, str, dict]:
         values = {"accepted": self.accepted}
         if self.relay is not None and self.outbox is not None:
             values.update(mqtt_connected=self.relay.connected, mqtt_sent=self.relay.sent, waiting=len(self.outbox),
@@ -144,22 +167,10 @@ class BridgeNode(Node):
         if self.history is not None:
             values["history_db"] = str(self.history.path)
         if self.influx is not None and self.influx.last_error:
-            return diagnostic_status(self, "bridge", "warn", self.influx.last_error, values)
+            return "warn", self.influx.last_error, values
         if self.relay is not None and not self.relay.connected:
-            return diagnostic_status(self, "bridge", "warn", self.relay.last_error or "connecting to the broker",
-                                     values)
-        return diagnostic_status(self, "bridge", "ok", "relaying", values)
-
-    def destroy_node(self) -> None:
-        if getattr(self, "relay", None) is not None:
-            self.relay.stop()
-        if getattr(self, "influx", None) is not None:
-            self.influx.stop()
-            self.influx.outbox.close()
-        for store in (getattr(self, "outbox", None), getattr(self, "history", None)):
-            if store is not None:
-                store.close()
-        super().destroy_node()
+            return "warn", self.relay.last_error or "connecting to the broker", values
+        return "ok", "relaying", values
 
 
 def main(args: list[str] | None = None) -> None:

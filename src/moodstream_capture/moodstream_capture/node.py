@@ -4,24 +4,15 @@ from __future__ import annotations
 
 import time
 
-from diagnostic_msgs.msg import DiagnosticStatus
-from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image
 
 from moodstream_common.backoff import Backoff
 from moodstream_common.image_conv import numpy_to_image
+from moodstream_common.lifecycle import StageNode
 from moodstream_common.parameters import HEALTH_SPECS, Spec, defaults
-from moodstream_common.ros import (
-    IMAGE_QOS,
-    DiagnosticsPublisher,
-    declare_parameters,
-    diagnostic_status,
-    health_config,
-    run_node,
-)
-from moodstream_common.stats import StageStats
+from moodstream_common.ros import IMAGE_QOS, health_config, run_node
 
-from .calibration import Calibration, CalibrationError, load_calibration
+from .calibration import Calibration, load_calibration
 from .sources import SOURCE_KINDS, FrameSource, SourceError, make_source
 
 SPECS = {
@@ -44,18 +35,18 @@ SPECS = {
 DEFAULTS = defaults(SPECS)
 
 
-class CaptureNode(Node):
-    """Publishes ``image_raw`` (sensor_msgs/Image, sensor-data QoS) at ``fps``."""
+class CaptureNode(StageNode):
+    """Publishes ``image_raw`` (sensor_msgs/Image, sensor-data QoS) at ``fps``. configure checks
+    the source's settings and the calibration; activate opens the camera; deactivate releases it."""
+
+    stage = "capture"
 
     def __init__(self, name: str = "capture", **kwargs) -> None:
-        super().__init__(name, **kwargs)
-        self.params = declare_parameters(self, SPECS, on_change=self._on_parameters)
+        super().__init__(name, SPECS, **kwargs)
         p = self.params
-        self.publisher = self.create_publisher(Image, "image_raw", IMAGE_QOS)
+        self.publisher = self.info_publisher = self.timer = None
         self.calibration: Calibration | None = None
-        self.info_publisher = None
         self._calibration_warning = ""
-        self.stats = StageStats()
         self.health = health_config({**p, "expected_rate_hz": p["expected_rate_hz"] or p["fps"]})
         self.finished = False
         self._last_error = ""
@@ -63,30 +54,43 @@ class CaptureNode(Node):
         self._retry_at = 0.0
         self._source: FrameSource | None = None
         self._opened = False
-        try:
-            self._source = make_source(
-                p["source"], device=str(p["device"]), path=p["path"], width=p["width"], height=p["height"],
-                fps=p["fps"], loop=p["loop"], synthetic_faces=p["synthetic_faces"], seed=p["seed"],
-            )
-        except (SourceError, ValueError) as err:
-            # A configuration error: report it clearly and publish nothing, without a crash loop.
-            self._fail(str(err), final=True)
-        if p["camera_info_file"]:
-            try:
-                self.calibration = load_calibration(p["camera_info_file"])
-            except CalibrationError as err:
-                self._fail(str(err), final=True)
-            else:
-                self.info_publisher = self.create_publisher(CameraInfo, "camera_info", IMAGE_QOS)
-        self.diagnostics = DiagnosticsPublisher(self)
-        self.diagnostics.add(self._diagnostic)
-        self.timer = self.create_timer(1.0 / p["fps"], self.step)
 
-    def _on_parameters(self, names: set[str]) -> None:
+    def setup(self) -> None:
+        p = self.params
+        self._source = make_source(
+            p["source"], device=str(p["device"]), path=p["path"], width=p["width"], height=p["height"],
+            fps=p["fps"], loop=p["loop"], synthetic_faces=p["synthetic_faces"], seed=p["seed"],
+        )
+        if p["camera_info_file"]:
+            self.calibration = load_calibration(p["camera_info_file"])
+            self.info_publisher = self.create_publisher(CameraInfo, "camera_info", IMAGE_QOS)
+        self.publisher = self.create_publisher(Image, "image_raw", IMAGE_QOS)
+
+    def start(self) -> None:
+        self.finished, self._last_error, self._retry_at = False, "", 0.0
+        self._backoff.reset()
+        self.timer = self.create_timer(1.0 / self.params["fps"], self.step)
+
+    def stop(self) -> None:
+        if self.timer is not None:
+            self.destroy_timer(self.timer)
+            self.timer = None
+        if self._source is not None and self._opened:
+            self._source.close()  # the camera is free for others while inactive
+            self.get_logger().info(f"released {self._source.description}")
+        self._opened = False
+
+    def teardown(self) -> None:
+        for pub in (self.publisher, self.info_publisher):
+            if pub is not None:
+                self.destroy_publisher(pub)
+        self.publisher = self.info_publisher = None
+        self._source = self.calibration = None
+
+    def on_parameters(self, names: set[str]) -> None:
         """Live changes, from the next frame on."""
         p = self.params
-        if "fps" in names:
-            self.timer.cancel()
+        if "fps" in names and self.timer is not None:
             self.destroy_timer(self.timer)
             self.timer = self.create_timer(1.0 / p["fps"], self.step)
         self._backoff.maximum = p["reconnect_max_s"]
@@ -155,24 +159,19 @@ class CaptureNode(Node):
         return CameraInfo(header=image.header, width=c.width, height=c.height, distortion_model=c.distortion_model,
                           d=list(c.d), k=list(c.k), r=list(c.r), p=list(c.p))
 
-    def _diagnostic(self) -> DiagnosticStatus:
+    def status(self) -> tuple[str, str, dict]:
         values = self.stats.summary()
         values["source"] = self._source.description if self._source else self.params["source"]
         if self.calibration is not None:
             values["calibration"] = self.calibration.camera_name or self.params["camera_info_file"]
         if self._last_error:
-            return diagnostic_status(self, "capture", "error", self._last_error, values)
+            return "error", self._last_error, values
         if self._calibration_warning:
-            return diagnostic_status(self, "capture", "warn", self._calibration_warning, values)
+            return "warn", self._calibration_warning, values
         if self.finished:
-            return diagnostic_status(self, "capture", "ok", "source finished", values)
+            return "ok", "source finished", values
         level, why = self.stats.health(self.health, "capture", "frames from the source")
-        return diagnostic_status(self, "capture", level, why or "capturing", values)
-
-    def destroy_node(self) -> None:
-        if self._source is not None:
-            self._source.close()
-        super().destroy_node()
+        return level, why or "capturing", values
 
 
 def main(args: list[str] | None = None) -> None:

@@ -6,26 +6,21 @@ import time
 from collections import OrderedDict
 from pathlib import Path
 
-from diagnostic_msgs.msg import DiagnosticStatus
-from rclpy.node import Node
 from sensor_msgs.msg import Image
 
 from moodstream_common.image_conv import ImageFormatError, image_to_bgr, image_to_numpy, numpy_to_image
+from moodstream_common.lifecycle import StageNode
 from moodstream_common.parameters import HEALTH_SPECS, INPUT_SPECS, Spec, defaults
 from moodstream_common.preprocess import Box
 from moodstream_common.ros import (
     IMAGE_QOS,
     RESULT_QOS,
-    DiagnosticsPublisher,
-    declare_parameters,
-    diagnostic_status,
     health_config,
     input_qos,
     run_node,
     stamp_to_seconds,
     too_old,
 )
-from moodstream_common.stats import StageStats
 from moodstream_interfaces.msg import DetectedFaces, Emotion, EmotionArray
 
 from .annotate import annotate
@@ -53,34 +48,60 @@ SPECS = {
 DEFAULTS = defaults(SPECS)
 
 
-class ClassifyNode(Node):
+class ClassifyNode(StageNode):
+    """``faces`` in, ``emotions`` / ``emotion`` (and ``emotion/image``) out. configure loads the
+    model; activate subscribes."""
+
+    stage = "classify"
+
     def __init__(self, name: str = "classify", **kwargs) -> None:
-        super().__init__(name, **kwargs)
-        self.params = p = declare_parameters(self, SPECS, on_change=self._on_parameters)
+        super().__init__(name, SPECS, **kwargs)
+        self.health = health_config(self.params)
+        self.model: EmotionModel | None = None
+        self.estimator = None
+        self.model_id = ""
+        self.emotions_pub = self.emotion_pub = self.image_pub = None
+        self.subscription = self._image_sub = self._annotation_timer = None
+        self._frames: OrderedDict[tuple[int, int], Image] = OrderedDict()
+
+    def setup(self) -> None:
+        p = self.params
         model_path = Path(p["model_path"]) if p["model_path"] else default_model_path()
         self.model = EmotionModel(model_path, p["labels_path"] or None, p["num_threads"], p["runtime"])
         self.estimator = estimator_from_params(p, self.model)
         self.model_id = f"{self.model.name}@{self.model.version}"
-        self.stats = StageStats()
         self.emotions_pub = self.create_publisher(EmotionArray, "emotions", RESULT_QOS)
         self.emotion_pub = self.create_publisher(Emotion, "emotion", RESULT_QOS)
         self.image_pub = self.create_publisher(Image, "emotion/image", IMAGE_QOS)
-        self.health = health_config(p)
-        self.subscription = self.create_subscription(DetectedFaces, "faces", self.on_faces, input_qos(p))
-        self._frames: OrderedDict[tuple[int, int], Image] = OrderedDict()
-        self._image_sub = None
-        self._update_image_subscription()
-        self._annotation_timer = self.create_timer(0.5, self._update_image_subscription)
-        self.diagnostics = DiagnosticsPublisher(self)
-        self.diagnostics.add(self._diagnostic)
         self.get_logger().info(f"model {self.model.path} ({self.model_id}) on runtime {self.model.runtime}, "
                                f"labels {', '.join(self.model.labels)}")
 
-    def _on_parameters(self, names: set[str]) -> None:
+    def start(self) -> None:
+        self.subscription = self.create_subscription(DetectedFaces, "faces", self.on_faces, input_qos(self.params))
+        self._update_image_subscription()
+        self._annotation_timer = self.create_timer(0.5, self._update_image_subscription)
+
+    def stop(self) -> None:
+        for sub in (self.subscription, self._image_sub):
+            if sub is not None:
+                self.destroy_subscription(sub)
+        if self._annotation_timer is not None:
+            self.destroy_timer(self._annotation_timer)
+        self.subscription = self._image_sub = self._annotation_timer = None
+        self._frames.clear()
+
+    def teardown(self) -> None:
+        for pub in (self.emotions_pub, self.emotion_pub, self.image_pub):
+            if pub is not None:
+                self.destroy_publisher(pub)
+        self.emotions_pub = self.emotion_pub = self.image_pub = None
+        self.model = self.estimator = None
+
+    def on_parameters(self, names: set[str]) -> None:
         """Live changes, from the next frame on (tracks and their ids are kept)."""
-        if names & set(ESTIMATOR_SPECS):
+        if names & set(ESTIMATOR_SPECS) and self.estimator is not None:
             reconfigure(self.estimator, self.params)
-        if "annotate" in names:
+        if "annotate" in names and self.subscription is not None:
             self._update_image_subscription()
         while len(self._frames) > self.params["frame_buffer"]:
             self._frames.popitem(last=False)
@@ -151,13 +172,13 @@ class ClassifyNode(Node):
         if self._image_sub is not None:
             self._publish_annotated(msg, result)
 
-    def _diagnostic(self) -> DiagnosticStatus:
+    def status(self) -> tuple[str, str, dict]:
         values = self.stats.summary()
         values["model"] = self.model_id
         values["runtime"] = self.model.runtime
         values["model_path"] = str(self.model.path)
         level, why = self.stats.health(self.health, "classify", "faces")
-        return diagnostic_status(self, "classify", level, why or "classifying", values)
+        return level, why or "classifying", values
 
 
 def main(args: list[str] | None = None) -> None:

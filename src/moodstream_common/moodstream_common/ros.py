@@ -200,6 +200,8 @@ def run_node(factory, args: list[str] | None = None) -> None:
     rclpy.init(args=args)
     try:
         node = factory()
+        if getattr(node, "params", {}).get("autostart") and hasattr(node, "bring_up"):
+            node.bring_up()  # a lifecycle stage: configure and activate, unless a manager will
     except KeyboardInterrupt:  # stopped while starting (loading the model, opening the camera)
         _ignore_stop_signals()
         rclpy.try_shutdown()

@@ -37,6 +37,11 @@ class StageStats:
         #: When the last input arrived, processed or dropped (None before the first).
         self.last_input_at: float | None = None
 
+    def restart_clock(self) -> None:
+        """Judge stalls from now on (a stage that was just activated has had no input yet)."""
+        self.started_at, self.last_input_at = self._clock(), None
+        self._stamps.clear()
+
     def tick(self) -> None:
         self.processed += 1
         self._stamps.append(self._clock())

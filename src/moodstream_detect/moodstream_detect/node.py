@@ -4,26 +4,21 @@ from __future__ import annotations
 
 import time
 
-from diagnostic_msgs.msg import DiagnosticStatus
-from rclpy.node import Node
 from sensor_msgs.msg import Image, RegionOfInterest
 
 from moodstream_common.image_conv import ImageFormatError, image_to_bgr, numpy_to_image
+from moodstream_common.lifecycle import StageNode
 from moodstream_common.parameters import HEALTH_SPECS, INPUT_SPECS, Spec, defaults
 from moodstream_common.preprocess import crop_face, to_gray
 from moodstream_common.ros import (
     RESULT_QOS,
-    DiagnosticsPublisher,
     ParameterError,
-    declare_parameters,
-    diagnostic_status,
     health_config,
     input_qos,
     run_node,
     stamp_to_seconds,
     too_old,
 )
-from moodstream_common.stats import StageStats
 from moodstream_interfaces.msg import DetectedFace, DetectedFaces
 
 from .detectors import Detection, DetectorError, RoiDetector, create_detector
@@ -55,18 +50,35 @@ def frame_of(msg: Image):
     return image_to_bgr(msg)
 
 
-class DetectNode(Node):
+class DetectNode(StageNode):
+    """``image_raw`` in, ``faces`` out. configure builds the detector; activate subscribes."""
+
+    stage = "detect"
+
     def __init__(self, name: str = "detect", **kwargs) -> None:
-        super().__init__(name, **kwargs)
-        self.params = p = declare_parameters(self, SPECS, on_change=self._on_parameters)
+        super().__init__(name, SPECS, **kwargs)
+        self.health = health_config(self.params)
+        self.detector: RoiDetector | None = None
+        self.publisher = self.subscription = None
+
+    def setup(self) -> None:
         self.detector = self._build_detector()
-        self.stats = StageStats()
         self.publisher = self.create_publisher(DetectedFaces, "faces", RESULT_QOS)
-        self.health = health_config(p)
-        self.subscription = self.create_subscription(Image, "image_raw", self.on_image, input_qos(p))
-        self.diagnostics = DiagnosticsPublisher(self)
-        self.diagnostics.add(self._diagnostic)
-        self.get_logger().info(f"detector {self.detector.name}, downscale {p['downscale']}")
+        self.get_logger().info(f"detector {self.detector.name}, downscale {self.params['downscale']}")
+
+    def start(self) -> None:
+        self.subscription = self.create_subscription(Image, "image_raw", self.on_image, input_qos(self.params))
+
+    def stop(self) -> None:
+        if self.subscription is not None:
+            self.destroy_subscription(self.subscription)
+            self.subscription = None
+
+    def teardown(self) -> None:
+        if self.publisher is not None:
+            self.destroy_publisher(self.publisher)
+            self.publisher = None
+        self.detector = None
 
     def _build_detector(self) -> RoiDetector:
         p = self.params
@@ -78,9 +90,9 @@ class DetectNode(Node):
             raise ParameterError(f"parameter {self.get_name()}.detector: {err}") from err
         return RoiDetector(detector, refresh_frames=p["roi_refresh_frames"])
 
-    def _on_parameters(self, names: set[str]) -> None:
+    def on_parameters(self, names: set[str]) -> None:
         """Live changes, from the next frame on."""
-        if names & DETECTOR_PARAMS:
+        if names & DETECTOR_PARAMS and self.detector is not None:
             self.detector = self._build_detector()
         self.health = health_config(self.params)
 
@@ -122,11 +134,11 @@ class DetectNode(Node):
                                - stamp_to_seconds(msg.header.stamp))
         self.stats.tick()
 
-    def _diagnostic(self) -> DiagnosticStatus:
+    def status(self) -> tuple[str, str, dict]:
         values = self.stats.summary()
-        values["detector"] = self.detector.name
+        values["detector"] = self.detector.name if self.detector else self.params["detector"]
         level, why = self.stats.health(self.health, "detect", "images")
-        return diagnostic_status(self, "detect", level, why or "detecting", values)
+        return level, why or "detecting", values
 
 
 def main(args: list[str] | None = None) -> None:

@@ -9,16 +9,15 @@ import time
 
 import numpy as np
 import serial
-from diagnostic_msgs.msg import DiagnosticStatus
-from rclpy.node import Node
 from std_msgs.msg import Header
 
 from moodstream_classify.convert import to_messages
 from moodstream_classify.estimator import ESTIMATOR_SPECS, estimator_from_params, reconfigure
 from moodstream_common.backoff import Backoff
+from moodstream_common.lifecycle import StageNode
 from moodstream_common.parameters import Spec, defaults
 from moodstream_common.preprocess import Box
-from moodstream_common.ros import RESULT_QOS, DiagnosticsPublisher, declare_parameters, diagnostic_status, run_node
+from moodstream_common.ros import RESULT_QOS, run_node
 from moodstream_interfaces.msg import Emotion, EmotionArray
 
 from .firmware_protocol import LABELS
@@ -39,14 +38,18 @@ SPECS = {
 DEFAULTS = defaults(SPECS)
 
 
-class OpenMVNode(Node):
+class OpenMVNode(StageNode):
+    """The camera's UART results as ``openmv/emotions`` / ``openmv/emotion``. configure builds the
+    parser and publishers; activate opens the serial port (retrying); deactivate closes it."""
+
+    stage = "openmv"
+
     def __init__(self, name: str = "openmv", **kwargs) -> None:
-        super().__init__(name, **kwargs)
-        self.params = p = declare_parameters(self, SPECS, on_change=self._on_parameters)
+        super().__init__(name, SPECS, **kwargs)
+        p = self.params
         self.parser = LineParser(accept_bare_labels=p["accept_bare_labels"])
         self.estimator = estimator_from_params(p, None, list(LABELS))
-        self.emotions_pub = self.create_publisher(EmotionArray, "openmv/emotions", RESULT_QOS)
-        self.emotion_pub = self.create_publisher(Emotion, "openmv/emotion", RESULT_QOS)
+        self.emotions_pub = self.emotion_pub = self.timer = None
         self._serial: serial.Serial | None = None
         self._backoff = Backoff(maximum=p["reconnect_max_s"])
         self._retry_at = 0.0
@@ -56,11 +59,32 @@ class OpenMVNode(Node):
         self.camera_error = ""
         self.camera_fps = 0.0
         self.camera_t_ms = -1
-        self.timer = self.create_timer(1.0 / p["poll_hz"], self.poll)
-        self.diagnostics = DiagnosticsPublisher(self)
-        self.diagnostics.add(self._diagnostic)
 
-    def _on_parameters(self, names: set[str]) -> None:
+    def setup(self) -> None:
+        self.emotions_pub = self.create_publisher(EmotionArray, "openmv/emotions", RESULT_QOS)
+        self.emotion_pub = self.create_publisher(Emotion, "openmv/emotion", RESULT_QOS)
+
+    def start(self) -> None:
+        self._retry_at = 0.0
+        self._backoff.reset()
+        self.timer = self.create_timer(1.0 / self.params["poll_hz"], self.poll)
+
+    def stop(self) -> None:
+        if self.timer is not None:
+            self.destroy_timer(self.timer)
+            self.timer = None
+        if self._serial is not None:
+            with contextlib.suppress(serial.SerialException, OSError):
+                self._serial.close()
+            self._serial = None
+
+    def teardown(self) -> None:
+        for pub in (self.emotions_pub, self.emotion_pub):
+            if pub is not None:
+                self.destroy_publisher(pub)
+        self.emotions_pub = self.emotion_pub = None
+
+    def on_parameters(self, names: set[str]) -> None:
         """Live changes: smoothing and tracking from the next frame on, the reconnect limit."""
         if names & set(ESTIMATOR_SPECS):
             reconfigure(self.estimator, self.params)
@@ -144,7 +168,7 @@ class OpenMVNode(Node):
         self.emotions_pub.publish(array)
         self.emotion_pub.publish(primary)
 
-    def _diagnostic(self) -> DiagnosticStatus:
+    def status(self) -> tuple[str, str, dict]:
         c = self.parser.counters
         values = {"link": self.link_state, "port": self.params["port"], "frames": c.frames,
                   "checksum_errors": c.checksum_errors, "malformed": c.malformed, "dropped_frames": c.dropped,
@@ -152,17 +176,12 @@ class OpenMVNode(Node):
                   "reconnects": self.reconnects, "camera_fps": f"{self.camera_fps:.1f}",
                   "camera_time_ms": self.camera_t_ms}
         if self.link_error:
-            return diagnostic_status(self, "openmv", "error", self.link_error, values)
+            return "error", self.link_error, values
         if self.camera_error:
-            return diagnostic_status(self, "openmv", "error", f"camera: {self.camera_error}", values)
+            return "error", f"camera: {self.camera_error}", values
         if self.link_state == "silent":
-            return diagnostic_status(self, "openmv", "warn", "no valid frame from the camera", values)
-        return diagnostic_status(self, "openmv", "ok", "receiving", values)
-
-    def destroy_node(self) -> None:
-        if self._serial is not None:
-            self._serial.close()
-        super().destroy_node()
+            return "warn", "no valid frame from the camera", values
+        return "ok", "receiving", values
 
 
 def main(args: list[str] | None = None) -> None:

@@ -1,0 +1,153 @@
+"""The managed-node life of MoodStream's stages (rclpy lifecycle nodes).
+
+    unconfigured --configure--> inactive --activate--> active
+                 <--cleanup---          <-deactivate-
+
+- configure (:meth:`StageNode.setup`): check and load what the stage needs (the model, the
+  source's settings, the detector), create its publishers;
+- activate (:meth:`StageNode.start`): open the device, subscribe, start timers: frames flow;
+- deactivate (:meth:`StageNode.stop`): unsubscribe, stop timers, release the camera: nothing is
+  published (pause the camera for privacy or to save CPU without killing the process);
+- cleanup / shutdown (:meth:`StageNode.teardown`): release everything configure made.
+
+With ``autostart`` (the default) the executable, the launch file's nodes and the runner
+configure and activate the stage themselves; with ``autostart:=false`` it waits for
+``ros2 lifecycle set`` or a lifecycle manager. ``/diagnostics`` reports the state throughout.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from diagnostic_msgs.msg import DiagnosticStatus
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+
+from .parameters import Spec
+from .ros import DiagnosticsPublisher, declare_parameters, diagnostic_status
+from .stats import StageStats
+
+LIFECYCLE_SPECS = {
+    "autostart": Spec(True, "configure and activate at start (false: wait for ros2 lifecycle set or a manager)",
+                      read_only=True),
+}
+SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE
+
+
+class StageNode(LifecycleNode):
+    """A pipeline stage as a lifecycle node. Subclasses implement setup, start, stop, teardown
+    and :meth:`status`; ``stage`` names it in ``/diagnostics``."""
+
+    stage = "stage"
+
+    def __init__(self, name: str, specs: Mapping[str, Any], **kwargs) -> None:
+        super().__init__(name, **kwargs)
+        self.params = declare_parameters(self, {**specs, **LIFECYCLE_SPECS}, on_change=self.on_parameters)
+        self.stats = StageStats()
+        self.transition_error = ""
+        self._transition_exception: Exception | None = None
+        self.diagnostics = DiagnosticsPublisher(self)
+        self.diagnostics.add(self._diagnostic)
+
+    # -- what a stage implements -------------------------------------------------------------------
+    def setup(self) -> None:
+        """configure: check and load, create publishers."""
+
+    def start(self) -> None:
+        """activate: open the device, subscribe, start timers."""
+
+    def stop(self) -> None:
+        """deactivate: unsubscribe, stop timers, release the device."""
+
+    def teardown(self) -> None:
+        """cleanup: release what setup made."""
+
+    def status(self) -> tuple[str, str, dict]:
+        """(level, message, values) while active."""
+        return "ok", "", self.stats.summary()
+
+    def on_parameters(self, names: set[str]) -> None:
+        """Apply live parameter changes (see declare_parameters)."""
+
+    # -- the state machine -------------------------------------------------------------------------
+    @property
+    def state(self) -> str:
+        """unconfigured, inactive, active or finalized (or a transition's name, briefly)."""
+        return self._state_machine.current_state[1]
+
+    def _step(self, step: Callable[[], None], transition: str) -> TransitionCallbackReturn:
+        try:
+            step()
+        except Exception as err:  # the transition fails with the reason; the node stays up
+            self._transition_exception = err
+            self.transition_error = f"{transition} failed: {err}"
+            self.get_logger().error(self.transition_error)
+            return FAILURE
+        self._transition_exception, self.transition_error = None, ""
+        return SUCCESS
+
+    def _quietly(self, step: Callable[[], None]) -> None:
+        try:
+            step()
+        except Exception as err:
+            self.get_logger().debug(f"ignored while releasing: {type(err).__name__}: {err}")
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        result = self._step(self.setup, "configure")
+        if result != SUCCESS:
+            self._quietly(self.teardown)
+        return result
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        def activate() -> None:
+            self.stats.restart_clock()  # the stall clock starts now, not at start-up
+            self.start()
+        result = self._step(activate, "activate")
+        if result != SUCCESS:
+            self._quietly(self.stop)
+            return result
+        self.get_logger().info("active")
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        result = self._step(self.stop, "deactivate")
+        self.get_logger().info("inactive")
+        return super().on_deactivate(state) if result == SUCCESS else result
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        return self._step(self.teardown, "cleanup")
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._release(state.label)
+        return SUCCESS
+
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._release("active")
+        return SUCCESS  # back to unconfigured
+
+    def _release(self, state: str) -> None:
+        if state == "active":
+            self._quietly(self.stop)
+        if state in ("active", "inactive"):
+            self._quietly(self.teardown)
+
+    def bring_up(self) -> None:
+        """configure, then activate; raises what made a transition fail (a ModelError, say)."""
+        for trigger in (self.trigger_configure, self.trigger_activate):
+            if trigger() != SUCCESS:
+                raise self._transition_exception or RuntimeError(self.transition_error or "transition failed")
+
+    def destroy_node(self) -> None:
+        self._release(self.state)
+        super().destroy_node()
+
+    def _diagnostic(self) -> DiagnosticStatus:
+        state = self.state
+        if state == "active":
+            level, message, values = self.status()
+        else:
+            level, message, values = "ok", "", self.stats.summary()
+            if self.transition_error:
+                level, message = "error", self.transition_error
+        values["lifecycle"] = state
+        return diagnostic_status(self, self.stage, level, message or state, values)

@@ -67,9 +67,16 @@ class ProtocolError(ValueError):
     pass
 
 
+#: The longest number any field holds (t_ms < 2**40 has 13 digits); longer is never parsed.
+MAX_DIGITS = 13
+#: The firmware sends probabilities in thousandths, each rounded, from an int8 softmax (steps of
+#: 1/256): their sum is 1000 within this.
+PROBABILITY_SUM_TOLERANCE = 30
+
+
 def _int(text: str, lo: int, hi: int) -> int:
-    if not text.isdigit():
-        raise ProtocolError(f"not a number: {text!r}")
+    if not (0 < len(text) <= MAX_DIGITS and text.isascii() and text.isdigit()):
+        raise ProtocolError(f"not a number of at most {MAX_DIGITS} digits: {text[:20]!r}")
     value = int(text)
     if not lo <= value <= hi:
         raise ProtocolError(f"{value} outside [{lo}, {hi}]")
@@ -111,6 +118,8 @@ def parse_body(body: str) -> FacesFrame | Heartbeat | CameraError:
         probs = [_int(v, 0, 1000) for v in f[6].split(":")]
         if len(probs) != len(LABELS):
             raise ProtocolError(f"{len(probs)} probabilities, expected {len(LABELS)}")
+        if abs(sum(probs) - 1000) > PROBABILITY_SUM_TOLERANCE:
+            raise ProtocolError(f"probabilities sum to {sum(probs) / 1000:.3f}, not 1")
         conf = _int(f[5], 0, 1000)
         top = LABELS.index(f[4])
         if conf != probs[top] or probs[top] < max(probs):
@@ -150,6 +159,10 @@ class LineParser:
                 return events
             line = bytes(self._buffer[:newline])
             del self._buffer[: newline + 1]
+            if len(line) > MAX_LINE:  # however it arrived, a line this long is not a frame
+                self.counters.malformed += 1
+                self.counters.garbage_bytes += len(line) + 1
+                continue
             event = self._line(line.rstrip(b"\r"))
             if event is not None:
                 events.append(event)
@@ -175,7 +188,7 @@ class LineParser:
             return None
         try:
             event = parse_body(body.decode("ascii"))
-        except (ProtocolError, UnicodeDecodeError):
+        except (ProtocolError, ValueError):  # UnicodeDecodeError is a ValueError; whatever it was, a bad frame
             self.counters.malformed += 1
             return None
         if event.seq == self._last_seq:

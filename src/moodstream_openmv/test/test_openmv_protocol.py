@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -122,3 +123,34 @@ def test_damaged_streams_yield_only_sent_frames(lines, data):
     got += parser.feed(bytes(stream[pos:]))
     for event in got:
         assert event in sent, event
+
+
+# -- hostile input with valid checksums (regressions of issue 13, D1) ---------------------------------
+def line(body: str) -> bytes:
+    return fw.frame_line(body)
+
+
+FACE = "10,20,64,64,happy,710,710:50:40:100:60:40"
+
+
+@pytest.mark.parametrize("body", [
+    "MSE,1,7," + "9" * 5000 + ",F,1;" + FACE,  # int() refuses more than 4300 digits
+    "MSE,1,7,123,F,1;10,20,64,64,happy,710,710:50:40:100:60:" + "1" * 20,
+    "MSE,1,7,123,F,1;10,20,64,64,happy,0,0:0:0:0:0:0",  # probabilities summing to 0
+    "MSE,1,7,123,F,1;10,20,64,64,happy,1000,1000:1000:1000:1000:1000:1000",  # ... to 6
+    "MSE,1,7,12\u00b3,F,1;" + FACE,  # a digit that int() does not take
+    "MSE,1,7,123,H,\u0661\u0662",  # Arabic-Indic digits
+])
+def test_absurd_values_with_a_valid_checksum_are_counted_never_raised(body):
+    parser = LineParser()
+    assert parser.feed(line(body)) == []
+    assert parser.counters.malformed == 1 and parser.counters.frames == 0
+    assert parser.feed(line("MSE,1,8,124,F,1;" + FACE))  # and the next good frame is read
+
+
+def test_the_line_limit_holds_however_the_line_arrives():
+    long_line = line("MSE,1,7,123,E," + "x" * 700)
+    parser = LineParser()
+    events = parser.feed(long_line[:300]) + parser.feed(long_line[300:])  # the newline comes in the second chunk
+    assert events == [] and parser.counters.malformed == 1
+    assert parser.feed(line("MSE,1,8,124,H,300"))

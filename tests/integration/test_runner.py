@@ -89,3 +89,17 @@ def test_run_refuses_bad_settings_clearly(args, message):
     out = subprocess.run([MOODSTREAM, *args], capture_output=True, text=True, timeout=60)
     assert out.returncode == 2
     assert message in out.stderr
+
+
+def test_a_corrupt_history_does_not_stop_the_runner(tmp_path):
+    """Issue 13, D7: the damaged file is kept aside and a new one started."""
+    import os
+
+    state = tmp_path / "state" / "moodstream"
+    state.mkdir(parents=True)
+    (state / "history.db").write_bytes(b"\x00garbage" * 512)
+    out = subprocess.run([MOODSTREAM, "run", "--duration", "3"], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "XDG_STATE_HOME": str(tmp_path / "state")})
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "Traceback" not in out.stderr and "is not a usable database" in out.stderr
+    assert [p.name.startswith("history.db.corrupt-") for p in state.iterdir()].count(True) == 1

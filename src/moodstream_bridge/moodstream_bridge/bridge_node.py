@@ -166,6 +166,11 @@ class BridgeNode(StageNode):
                           influx_waiting=len(self.influx.outbox), influx_rejected=self.influx.rejected)
         if self.history is not None:
             values["history_db"] = str(self.history.path)
+        stores = [self.outbox, self.history, self.influx.outbox if self.influx is not None else None]
+        moved = [str(s.recovered_from) for s in stores if s is not None and s.recovered_from is not None]
+        if moved:
+            values["corrupt_files_moved_to"] = ", ".join(moved)
+            return "warn", f"a corrupt database was moved aside and a new one started: {moved[0]}", values
         if self.influx is not None and self.influx.last_error:
             return "warn", self.influx.last_error, values
         if self.relay is not None and not self.relay.connected:

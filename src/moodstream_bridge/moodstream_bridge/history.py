@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .records import EmotionRecord
+from .store import open_database
 
 #: Where the bridge keeps its outboxes and the mood history ($XDG_STATE_HOME/moodstream).
 STATE_DIR = Path(os.environ.get("XDG_STATE_HOME", "~/.local/state")).expanduser() / "moodstream"
@@ -19,19 +20,21 @@ STATE_DIR = Path(os.environ.get("XDG_STATE_HOME", "~/.local/state")).expanduser(
 MAX_GAP_NS = 5_000_000_000
 
 
+def _init(db: sqlite3.Connection) -> None:
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS emotions (stamp_ns INTEGER NOT NULL, robot TEXT, camera TEXT, source TEXT,"
+        " track_id INTEGER, label TEXT, confidence REAL, smoothed_label TEXT, smoothed_confidence REAL,"
+        " mood TEXT, smoothed_mood TEXT)")
+    db.execute("CREATE INDEX IF NOT EXISTS emotions_stamp ON emotions (stamp_ns)")
+
+
 class History:
     def __init__(self, path: str | Path, retention_days: float = 30.0, clock=time.time_ns) -> None:
         self.path = Path(path).expanduser()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self.retention_ns = int(retention_days * 86400e9)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS emotions (stamp_ns INTEGER NOT NULL, robot TEXT, camera TEXT, source TEXT,"
-            " track_id INTEGER, label TEXT, confidence REAL, smoothed_label TEXT, smoothed_confidence REAL,"
-            " mood TEXT, smoothed_mood TEXT)")
-        self._db.execute("CREATE INDEX IF NOT EXISTS emotions_stamp ON emotions (stamp_ns)")
+        self._db, self.recovered_from = open_database(self.path, _init)
         self._clock = clock
         self._last_prune = 0.0
 

@@ -9,20 +9,25 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from .store import open_database
+
+
+def _init(db: sqlite3.Connection) -> None:
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.execute("CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, "
+               "topic TEXT NOT NULL, payload BLOB NOT NULL)")
+    db.execute("SELECT COUNT(*) FROM outbox").fetchone()
+
 
 class Outbox:
     """Oldest first. Over ``max_messages`` the oldest are dropped and counted (``dropped``)."""
 
     def __init__(self, path: str | Path, max_messages: int = 100_000) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self.max_messages = max_messages
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, "
-                         "topic TEXT NOT NULL, payload BLOB NOT NULL)")
+        self._db, self.recovered_from = open_database(self.path, _init)
         self.dropped = 0
         self._size = int(self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
 

@@ -133,3 +133,61 @@ def test_influx_requests_for_both_apis():
         write_request(InfluxSettings("http://db:8086", api="v2"), b"")
     with pytest.raises(InfluxConfigError, match="v1 or v2"):
         write_request(InfluxSettings("http://db:8086", api="v3"), b"")
+
+
+# -- damaged files (issue 13, D7) and private files (D9) -----------------------------------------------
+def test_a_corrupt_outbox_is_moved_aside_and_a_new_one_started(tmp_path):
+    import logging
+    import stat
+
+    from moodstream_bridge.outbox import Outbox
+
+    path = tmp_path / "state" / "outbox.db"
+    path.parent.mkdir()
+    path.write_bytes(b"this is not SQLite" * 100)
+    warnings: list[str] = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = lambda record: warnings.append(record.getMessage())
+    logging.getLogger("moodstream.bridge").addHandler(handler)
+    try:
+        box = Outbox(path)
+    finally:
+        logging.getLogger("moodstream.bridge").removeHandler(handler)
+    assert box.recovered_from is not None and box.recovered_from.read_bytes() == b"this is not SQLite" * 100
+    assert box.recovered_from.name.startswith("outbox.db.corrupt-")
+    assert any("is not a usable database" in w and "started a new one" in w for w in warnings)
+    box.put("t", b"p")
+    assert len(box) == 1
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    box.close()
+    again = Outbox(path)  # the new file is healthy: nothing to move next time
+    assert again.recovered_from is None and len(again) == 1
+    again.close()
+
+
+def test_a_damaged_history_is_moved_aside(tmp_path):
+    import sqlite3
+
+    from moodstream_bridge.history import History
+
+    path = tmp_path / "history.db"
+    healthy = History(path)
+    healthy.close()
+    data = bytearray(path.read_bytes())
+    data[100:4096] = b"\xff" * (4096 - 100)  # the header survives, the schema page does not
+    path.write_bytes(bytes(data))
+    history = History(path)
+    assert history.recovered_from is not None
+    assert sqlite3.connect(path).execute("SELECT COUNT(*) FROM emotions").fetchone() == (0,)
+    history.close()
+
+
+def test_new_state_folders_and_files_are_private(tmp_path):
+    import stat
+
+    from moodstream_bridge.history import History
+
+    path = tmp_path / "new" / "history.db"
+    History(path).close()
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600

@@ -84,6 +84,14 @@ def test_demo_writes_an_annotated_png(tmp_path):
     (["run", "--mqtt", "http://broker:1883", "--duration", "1"], "MQTT URL must look like"),
     (["run", "--mqtt", "mqtt://127.0.0.1:1", "--mqtt-credentials", "/no/creds", "--duration", "1"],
      "No such file or directory: /no/creds"),
+    # issue 13, D8: start-up input that used to end in a traceback, never stop, or run half-configured
+    (["run", "--duration", "nan"], "must be a positive number of seconds, got nan"),
+    (["run", "--mqtt", "mqtt://h:abc", "--duration", "1"], "the port in MQTT URL 'mqtt://h:abc' is not a number"),
+    (["history", "--since", "yesterday"], "'yesterday' is not a time"),
+    (["run", "--mqtt", "mqtts://127.0.0.1:8883", "--mqtt-ca", "/no/ca.crt", "--duration", "1"],
+     "the MQTT CA certificate /no/ca.crt does not exist"),
+    (["run", "-p", "capture.fps=-5"], "capture.fps must be a number from 0.1 to 240"),
+    (["run", "-p", "capture.width=0"], "capture.width must be an integer from 16 to 8192"),
 ])
 def test_run_refuses_bad_settings_clearly(args, message):
     out = subprocess.run([MOODSTREAM, *args], capture_output=True, text=True, timeout=60)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import sys
 from pathlib import Path
 
@@ -49,6 +50,17 @@ def source_overrides(tokens: list[str]) -> tuple[Overrides, str | None]:
     raise ConfigError(f"unknown source {kind!r}: {SOURCE_HELP}")
 
 
+def positive_seconds(text: str) -> float:
+    """A finite, positive number of seconds (argparse refuses anything else with its message)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
+    return value
+
+
 def add_pipeline_args(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--params", type=Path, help="ROS 2 parameters YAML file (same as the launch file's)")
     ap.add_argument("-p", "--param", action="append", default=[], metavar="NODE.NAME=VALUE",
@@ -60,7 +72,7 @@ def add_pipeline_args(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--once", action="store_true", help="play a video or image folder once (capture.loop=false)")
     ap.add_argument("--detector", help="detect.detector")
     ap.add_argument("--model", help="classify.model_path")
-    ap.add_argument("--duration", type=float, help="stop after this many seconds")
+    ap.add_argument("--duration", type=positive_seconds, help="stop after this many seconds")
     add_bridge_args(ap)
 
 
@@ -201,7 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_run)
 
     demo = sub.add_parser("demo", help="a bounded run on the synthetic source; writes an annotated PNG")
-    demo.add_argument("--duration", type=float, default=6.0)
+    demo.add_argument("--duration", type=positive_seconds, default=6.0)
     demo.add_argument("--faces", type=int, default=2, choices=(1, 2))
     demo.add_argument("--out", type=Path, default=Path("moodstream-demo.png"))
     add_bridge_args(demo)

@@ -12,6 +12,8 @@ import numpy as np
 from moodstream_bridge.history import STATE_DIR, History, Summary, summarize
 from moodstream_classify.moods import MOODS
 
+from .params import ConfigError
+
 MOOD_COLORS = {"positive": (80, 190, 80), "negative": (60, 60, 220), "neutral": (170, 170, 170),
                "other": (220, 160, 40)}
 
@@ -21,7 +23,10 @@ def parse_time(text: str, now: dt.datetime) -> dt.datetime:
     units = {"m": 60, "h": 3600, "d": 86400}
     if text and text[-1] in units and text[:-1].replace(".", "", 1).isdigit():
         return now - dt.timedelta(seconds=float(text[:-1]) * units[text[-1]])
-    moment = dt.datetime.fromisoformat(text)
+    try:
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(f"{text!r} is not a time: use ISO 8601 (2026-11-26T09:00) or 30m / 24h / 7d") from None
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
 
 

@@ -83,7 +83,14 @@ class MqttRelay:
             raise MqttConfigError("put MQTT credentials in a file or the environment, not in the URL")
         self.settings, self.outbox = settings, outbox
         self.host, self.tls = url.hostname, url.scheme == "mqtts"
-        self.port = url.port or (8883 if self.tls else 1883)
+        try:
+            self.port = url.port or (8883 if self.tls else 1883)
+        except ValueError:
+            raise MqttConfigError(f"the port in MQTT URL {settings.url!r} is not a number from 1 to 65535") from None
+        for name, path in (("CA certificate", settings.ca_file), ("client certificate", settings.cert_file),
+                           ("client key", settings.key_file)):
+            if path and not Path(path).expanduser().is_file():
+                raise MqttConfigError(f"the MQTT {name} {path} does not exist")
         client_id = settings.client_id or f"moodstream-{uuid.uuid4().hex[:8]}"
         self.client = new_client(client_id)
         if settings.username:

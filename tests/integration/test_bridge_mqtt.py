@@ -234,3 +234,31 @@ def test_runner_points_at_a_broker_in_one_step(tmp_path, broker, face_clip):
         assert json.loads(sub.on("moodstream/lab/desk/status")[-1].payload)["state"] == "offline"  # a clean stop
     finally:
         sub.close()
+
+
+def test_a_tls_failure_is_reported_with_its_reason(tmp_path, broker):
+    """Issue 13, D6: a wrong CA is an ERROR in /diagnostics and one log line, not a silent retry."""
+    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+    from services.mosquitto import make_tls
+
+    other = tmp_path / "other-ca"
+    other.mkdir()
+    wrong_ca = make_tls(other)["ca"]
+    creds = tmp_path / "mqtt-credentials"
+    creds.write_text(f"{USER}:{PASSWORD}\n")
+    collector = Collector()
+    collector.subscribe(DiagnosticArray, "/diagnostics", 10)
+    bridge = NodeProcess("bridge_node", tmp_path, {
+        "mqtt_url": f"mqtts://127.0.0.1:{broker.port}", "mqtt_credentials_file": str(creds),
+        "mqtt_ca_file": str(wrong_ca), "outbox_path": str(tmp_path / "outbox.db"), "history": "never"})
+    try:
+        def tls_error() -> bool:
+            return any(s.level == DiagnosticStatus.ERROR and "certificate verify failed" in s.message
+                       for d in collector.messages["/diagnostics"] for s in d.status if s.name.startswith("/bridge"))
+        assert collector.spin_until(tls_error, timeout=30), bridge.output()
+        collector.spin_until(lambda: False, timeout=4.0)  # paho retries meanwhile
+    finally:
+        collector.close()
+        bridge.stop()
+    log = bridge.output()
+    assert log.count("certificate verify failed") == 1, log  # logged once, not at every retry

@@ -174,7 +174,8 @@ class BridgeNode(StageNode):
         if self.influx is not None and self.influx.last_error:
             return "warn", self.influx.last_error, values
         if self.relay is not None and not self.relay.connected:
-            return "warn", self.relay.last_error or "connecting to the broker", values
+            level = "error" if self.relay.tls_failed else "warn"
+            return level, self.relay.last_error or "connecting to the broker", values
         return "ok", "relaying", values
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
 import ssl
 import threading
 import uuid
@@ -104,6 +105,7 @@ class MqttRelay:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_publish = self._on_publish
+        self.client.on_connect_fail = self._on_connect_fail
         self.connected = False
         self.last_error = ""
         self.sent = 0
@@ -142,6 +144,41 @@ class MqttRelay:
         if reason_code != 0:
             self.last_error = f"disconnected from {self.host}:{self.port} ({reason_code}); reconnecting"
             log.warning("%s", self.last_error)
+
+    def _on_connect_fail(self, client, userdata) -> None:
+        """paho retries (1 s, doubling to 30 s) without saying why: find out, log it once a cause."""
+        reason = self.diagnose()
+        error = f"cannot connect to {self.host}:{self.port}: {reason}"
+        if error != self.last_error:
+            log.error("%s; retrying", error)
+        self.last_error = error
+
+    def diagnose(self) -> str:
+        """Why a connection fails: the socket's error, or the TLS handshake's (CA, host name, ...)."""
+        try:
+            sock = socket.create_connection((self.host, self.port), timeout=5)
+        except OSError as err:
+            return err.strerror or str(err)
+        with sock:
+            if not self.tls:
+                return "the broker closed the connection"
+            s = self.settings
+            try:
+                context = ssl.create_default_context(cafile=s.ca_file)
+                if s.cert_file:
+                    context.load_cert_chain(s.cert_file, s.key_file)
+                context.check_hostname = not s.tls_insecure
+                with context.wrap_socket(sock, server_hostname=self.host):
+                    return "the broker closed the connection after the TLS handshake"
+            except ssl.SSLCertVerificationError as err:
+                return (f"TLS: certificate verify failed: {err.verify_message} "
+                        "(check mqtt_ca_file, and the broker certificate and host name)")
+            except (ssl.SSLError, OSError) as err:
+                return f"TLS: {getattr(err, 'reason', None) or err}"
+
+    @property
+    def tls_failed(self) -> bool:
+        return self.last_error.startswith(f"cannot connect to {self.host}:{self.port}: TLS")
 
     def _on_publish(self, client, userdata, mid, *_) -> None:
         with self._lock:

@@ -27,8 +27,9 @@ def server(tmp_path_factory):
     port = free_port()
     log = tmp_path_factory.mktemp("api") / "serve.log"
     with log.open("w") as out:
+        # --queue 14: room for the concurrency test's 8 clients; test_hostile_* starts its own server.
         proc = subprocess.Popen([str(BIN / "moodstream"), "serve", "--port", str(port), "--max-bytes", "2000000",
-                                 "--max-pixels", "4000000"], stdout=out, stderr=subprocess.STDOUT)
+                                 "--max-pixels", "4000000", "--queue", "14"], stdout=out, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -99,7 +100,8 @@ def test_no_face_is_a_valid_answer(server):
 
 
 @pytest.mark.parametrize("kwargs,status,message", [
-    ({"content": b"plain text, not an image", "headers": {"Content-Type": "image/jpeg"}}, 415, "not an image"),
+    ({"content": b"plain text, not an image", "headers": {"Content-Type": "image/jpeg"}}, 415,
+     "send a PNG, JPEG, GIF, BMP or WebP image"),
     ({"content": FACE_JPG.read_bytes()[:4000], "headers": {"Content-Type": "image/jpeg"}}, 400, "truncated"),
     ({"content": b"", "headers": {"Content-Type": "image/jpeg"}}, 400, "holds no image"),
     ({"content": os.urandom(2_100_000), "headers": {"Content-Type": "application/octet-stream"}}, 413, "exceeds"),
@@ -144,3 +146,81 @@ def test_openapi_document_and_property_based_run(server):
                           "--max-examples", "25", "--phases", "examples,coverage,fuzzing", "--no-color"],
                          capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
+
+
+# -- hostile clients (issue 13: D3 formats, D4 overload, D5 slow clients) ----------------------------
+def start_server(tmp_path, *args: str) -> tuple[str, subprocess.Popen, Path]:
+    port = free_port()
+    log = tmp_path / "serve.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen([str(BIN / "moodstream"), "serve", "--port", str(port), *args],
+                                stdout=out, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                return base, proc, log
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    proc.kill()
+    pytest.fail(f"server did not start:\n{log.read_text()}")
+
+
+def test_formats_whose_size_cannot_be_checked_are_refused_before_decoding(server):
+    _, tiff = cv2.imencode(".tiff", np.zeros((8, 8, 3), np.uint8))
+    r = httpx.post(f"{server}/v1/analyze", content=tiff.tobytes(), headers={"Content-Type": "image/tiff"})
+    assert r.status_code == 415 and "size of other formats cannot be checked" in r.json()["detail"]
+    # A WebP that declares 16000x16000 in its header: refused from the header, never decoded.
+    webp = b"RIFF" + (30).to_bytes(4, "little") + b"WEBPVP8X" + (10).to_bytes(4, "little") + b"\0" * 4 \
+        + (15999).to_bytes(3, "little") + (15999).to_bytes(3, "little") + b"\0" * 8
+    started = time.monotonic()
+    r = httpx.post(f"{server}/v1/analyze", content=webp, headers={"Content-Type": "application/octet-stream"})
+    assert r.status_code == 413 and "16000x16000" in r.json()["detail"] and time.monotonic() - started < 1.0
+
+
+def test_overload_is_answered_at_once_with_retry_after(tmp_path):
+    base, proc, log = start_server(tmp_path, "--workers", "1", "--queue", "1", "--detector", "haar")
+    big = encode(cv2.resize(SyntheticScene(faces=2, seed=1).render(0), (1920, 1080)), ".jpg")
+    try:
+        def call(_: int) -> tuple[int, str, float]:
+            started = time.monotonic()
+            r = httpx.post(f"{base}/v1/analyze?detector=mtcnn", content=big,
+                           headers={"Content-Type": "image/jpeg"}, timeout=60)
+            return r.status_code, r.headers.get("retry-after", ""), time.monotonic() - started
+        with concurrent.futures.ThreadPoolExecutor(12) as pool:
+            answers = list(pool.map(call, range(12)))
+        busy = [a for a in answers if a[0] == 503]
+        assert {a[0] for a in answers} <= {200, 503} and busy and any(a[0] == 200 for a in answers), answers
+        assert all(retry for _, retry, _ in busy)
+        assert httpx.get(f"{base}/health", timeout=3).status_code == 200  # still answering
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    assert "Traceback" not in log.read_text()
+
+
+def test_a_stalled_upload_is_cut_off_and_a_vanished_client_is_quiet(tmp_path):
+    import socket
+
+    base, proc, log = start_server(tmp_path, "--read-timeout", "2")
+    port = int(base.rsplit(":", 1)[1])
+    head = (b"POST /v1/analyze HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/jpeg\r\n"
+            b"Content-Length: 100000\r\n\r\n")
+    try:
+        stalled = socket.create_connection(("127.0.0.1", port))
+        stalled.sendall(head + b"\xff\xd8" + b"\0" * 1000)  # half a body, then nothing
+        stalled.settimeout(10)
+        started = time.monotonic()
+        answer = stalled.recv(4096)
+        assert answer.startswith(b"HTTP/1.1 408") and time.monotonic() - started < 5, answer[:200]
+        stalled.close()
+        gone = socket.create_connection(("127.0.0.1", port))
+        gone.sendall(head + b"\xff\xd8" + b"\0" * 1000)
+        gone.close()  # hangs up mid-upload
+        time.sleep(1.0)
+        assert httpx.get(f"{base}/health", timeout=3).status_code == 200
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    assert "Traceback" not in log.read_text(), log.read_text()[-3000:]

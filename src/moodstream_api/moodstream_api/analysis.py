@@ -29,8 +29,24 @@ class ImageError(ValueError):
         self.status = status
 
 
+#: The formats whose size is read from the header before decoding; any other is refused (a TIFF
+#: or a PNM declares its size only where a bomb can hide it from a cheap check).
+ACCEPTED_FORMATS = "PNG, JPEG, GIF, BMP or WebP"
+
+
 def image_size(data: bytes) -> tuple[int, int] | None:
-    """(width, height) from a PNG, JPEG, GIF or BMP header without decoding; None if unknown."""
+    """(width, height) from a PNG, JPEG, GIF, BMP or WebP header without decoding; None if unknown."""
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP" and len(data) >= 30:
+        chunk = data[12:16]
+        if chunk == b"VP8 " and data[23:26] == b"\x9d\x01\x2a":
+            w, h = struct.unpack("<HH", data[26:30])
+            return w & 0x3FFF, h & 0x3FFF
+        if chunk == b"VP8L" and data[20] == 0x2F:
+            bits = int.from_bytes(data[21:25], "little")
+            return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+        if chunk == b"VP8X":
+            return int.from_bytes(data[24:27], "little") + 1, int.from_bytes(data[27:30], "little") + 1
+        return None
     if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:
         return struct.unpack(">II", data[16:24])
     if data[:6] in (b"GIF87a", b"GIF89a") and len(data) >= 10:
@@ -70,14 +86,17 @@ def decode_image(data: bytes, max_pixels: int) -> np.ndarray:
     if not data:
         raise ImageError("the request holds no image (empty body or empty file)")
     size = image_size(data)
-    if size is not None and size[0] * size[1] > max_pixels:
+    if size is None:
+        raise ImageError(f"send a {ACCEPTED_FORMATS} image: the size of other formats cannot be checked before "
+                         "decoding", status=415)
+    if size[0] * size[1] > max_pixels:
         raise ImageError(f"image of {size[0]}x{size[1]} pixels is larger than the {max_pixels} pixels allowed",
                          status=413)
     if looks_truncated(data):
         raise ImageError("the image is truncated (its data ends before the image does)")
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if image is None:
-        raise ImageError("the data is not an image OpenCV can decode (JPEG, PNG, BMP, WebP, TIFF, ...)",
+        raise ImageError(f"the data is not a {ACCEPTED_FORMATS} image OpenCV can decode",
                          status=415)
     if image.shape[0] * image.shape[1] > max_pixels:
         raise ImageError(f"image of {image.shape[1]}x{image.shape[0]} pixels is larger than the {max_pixels} "

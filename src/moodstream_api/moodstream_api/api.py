@@ -16,12 +16,14 @@ import asyncio
 import email.parser
 import email.policy
 import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from enum import Enum
 from pathlib import Path
 
-from fastapi import FastAPI, HTTPException, Query, Request
-from fastapi.concurrency import run_in_threadpool
+from fastapi import FastAPI, HTTPException, Query, Request, Response
 from pydantic import BaseModel, Field
+from starlette.requests import ClientDisconnect
 
 from moodstream_classify.moods import MOODS
 
@@ -102,8 +104,10 @@ IMAGE_BODY = {
     }
 }
 ERRORS = {status: {"description": text} for status, text in [
-    (400, "empty, truncated or malformed upload"), (413, "body or image too large"),
-    (415, "not an image"), (422, "bad parameters or no image field"), (503, "analysis timed out")]}
+    (400, "empty, truncated or malformed upload"), (408, "the request body stalled"),
+    (413, "body or image too large"), (415, "not a PNG, JPEG, GIF, BMP or WebP image"),
+    (422, "bad parameters or no image field"),
+    (503, "busy (every worker and queue place taken) or the analysis timed out; see Retry-After")]}
 
 
 def face_out(face: FaceAnalysis) -> FaceOut:
@@ -113,17 +117,53 @@ def face_out(face: FaceAnalysis) -> FaceOut:
                    emotions=face.emotions, mood=face.mood, moods=face.moods)
 
 
-async def read_body(request: Request, max_bytes: int) -> bytes:
+async def read_body(request: Request, max_bytes: int, read_timeout_s: float = 30.0) -> bytes:
+    """The body, at most ``max_bytes``; a client that stops sending for ``read_timeout_s`` gets 408."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
         raise HTTPException(413, f"request body of {declared} bytes exceeds the {max_bytes} bytes allowed")
     chunks, total = [], 0
-    async for chunk in request.stream():
+    stream = request.stream().__aiter__()
+    while True:
+        try:
+            chunk = await asyncio.wait_for(stream.__anext__(), read_timeout_s)
+        except StopAsyncIteration:
+            break
+        except TimeoutError:
+            raise HTTPException(408, f"the request body stalled for {read_timeout_s:g} s") from None
+        except ClientDisconnect:
+            raise ClientGone from None
         total += len(chunk)
         if total > max_bytes:
             raise HTTPException(413, f"request body exceeds the {max_bytes} bytes allowed")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+class ClientGone(Exception):  # noqa: N818
+    """The client hung up mid-upload: nobody to answer, nothing to log."""
+
+
+class Admission:
+    """At most ``workers + queue`` requests in the house; the rest get 503 at once. A slot is
+    freed when its analysis really ends, not when its request timed out, so that memory stays
+    bounded by workers plus queue."""
+
+    def __init__(self, workers: int, queue: int) -> None:
+        self.capacity = workers + queue
+        self._used = 0
+        self._lock = threading.Lock()
+
+    def try_enter(self) -> bool:
+        with self._lock:
+            if self._used >= self.capacity:
+                return False
+            self._used += 1
+            return True
+
+    def leave(self, *_) -> None:
+        with self._lock:
+            self._used -= 1
 
 
 def image_from_multipart(content_type: str, body: bytes) -> bytes:
@@ -141,9 +181,9 @@ def image_from_multipart(content_type: str, body: bytes) -> bytes:
     raise HTTPException(422, f"expected the image in a form field named 'file' or 'image', got {names}")
 
 
-async def image_bytes(request: Request, max_bytes: int, allow_raw: bool) -> bytes:
+async def image_bytes(request: Request, max_bytes: int, allow_raw: bool, read_timeout_s: float = 30.0) -> bytes:
     content_type = request.headers.get("content-type", "")
-    body = await read_body(request, max_bytes)
+    body = await read_body(request, max_bytes, read_timeout_s)
     if content_type.lower().startswith("multipart/form-data"):
         if "boundary=" not in content_type:
             raise HTTPException(400, "multipart body without a boundary")
@@ -154,23 +194,43 @@ async def image_bytes(request: Request, max_bytes: int, allow_raw: bool) -> byte
 
 
 def create_app(model_path: str | Path, workers: int = 2, max_bytes: int = 10 * 1024 * 1024,
-               max_pixels: int = 25_000_000, timeout_s: float = 10.0, default_detector: str = "mtcnn") -> FastAPI:
+               max_pixels: int = 25_000_000, timeout_s: float = 10.0, default_detector: str = "mtcnn",
+               queue: int | None = None, read_timeout_s: float = 30.0) -> FastAPI:
     pool = AnalyzerPool(model_path, size=workers)
+    admission = Admission(workers, 2 * workers if queue is None else queue)
+    executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="analysis")
     app = FastAPI(title="MoodStream mood API", version="1",
                   description="Emotions and the four-mood view (positive, negative, neutral, other) of the faces "
                               "in one image. Images are analysed in memory and never stored or logged.")
 
+    def work(data: bytes, detector: str) -> tuple[tuple[int, int], list]:
+        image = decode_image(data, max_pixels)  # off the event loop: a large image stalls no one else
+        return (image.shape[1], image.shape[0]), pool.analyze(image, detector)
+
     async def analyze(request: Request, detector: str, allow_raw: bool) -> tuple[tuple[int, int], list]:
-        data = await image_bytes(request, max_bytes, allow_raw)
+        if not admission.try_enter():
+            raise HTTPException(503, f"busy: {admission.capacity} images are being analysed or waiting",
+                                headers={"Retry-After": "1"})
+        handed_over = False
         try:
-            image = decode_image(data, max_pixels)
-        except ImageError as err:
-            raise HTTPException(err.status, str(err)) from None
-        try:
-            faces = await asyncio.wait_for(run_in_threadpool(pool.analyze, image, detector), timeout_s)
-        except TimeoutError:
-            raise HTTPException(503, f"the analysis took longer than {timeout_s} s") from None
-        return (image.shape[1], image.shape[0]), faces
+            data = await image_bytes(request, max_bytes, allow_raw, read_timeout_s)
+            job = asyncio.get_running_loop().run_in_executor(executor, work, data, detector)
+            job.add_done_callback(admission.leave)  # the slot is the thread's until it ends
+            handed_over = True
+            try:
+                return await asyncio.wait_for(asyncio.shield(job), timeout_s)
+            except ImageError as err:
+                raise HTTPException(err.status, str(err)) from None
+            except TimeoutError:
+                raise HTTPException(503, f"the analysis took longer than {timeout_s} s",
+                                    headers={"Retry-After": "5"}) from None
+        finally:
+            if not handed_over:
+                admission.leave()
+
+    @app.exception_handler(ClientGone)
+    async def client_gone(request: Request, exc: ClientGone) -> Response:
+        return Response(status_code=499)  # nginx's "client closed request"; the client is not there to read it
 
     @app.get("/health", response_model=HealthOut)
     def health() -> HealthOut:
@@ -206,6 +266,9 @@ def serve(args) -> int:
     from moodstream_classify.model import default_model_path
 
     app = create_app(args.model or default_model_path(), workers=args.workers, max_bytes=args.max_bytes,
-                     max_pixels=args.max_pixels, timeout_s=args.timeout, default_detector=args.detector)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+                     max_pixels=args.max_pixels, timeout_s=args.timeout, default_detector=args.detector,
+                     queue=args.queue, read_timeout_s=args.read_timeout)
+    # limit_concurrency: connections beyond it get 503 before any body is read.
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info", limit_concurrency=args.max_connections,
+                timeout_keep_alive=5)
     return 0

@@ -25,6 +25,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-bytes", type=int, default=10 * 1024 * 1024)
     p.add_argument("--max-pixels", type=int, default=25_000_000)
     p.add_argument("--timeout", type=float, default=10.0, help="seconds one analysis may take")
+    p.add_argument("--queue", type=int, help="requests that may wait for a worker (default 2 x workers); more: 503")
+    p.add_argument("--read-timeout", type=float, default=30.0, help="seconds a request body may stall")
+    p.add_argument("--max-connections", type=int, default=64, help="open connections at most; more: 503")
     p.set_defaults(func=cmd_serve)
 
 

@@ -24,6 +24,7 @@ SYSTEM_KEYS = {
     "paho": "python3-paho-mqtt", "onnxruntime": "python3-onnxruntime-pip", "fastapi": "python3-fastapi",
     "uvicorn": "python3-uvicorn", "pydantic": "python3-pydantic", "pytest": "python3-pytest",
     "hypothesis": "python3-hypothesis",
+    "starlette": "python3-fastapi",  # no key of its own; FastAPI is built on it (Ubuntu's package depends on it)
 }
 #: Imports that are optional where they are used (inside try/except ImportError or a developer
 #: tool's function), so no package.xml may require them, and why.

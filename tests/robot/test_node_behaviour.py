@@ -10,7 +10,7 @@ import signal
 import pytest
 from helpers import Collector
 from test_pipeline_launch import wait_for_emotion
-from workspace import Launch
+from workspace import Launch, params_file
 
 from moodstream_common.ros import RESULT_QOS
 from moodstream_interfaces.msg import Emotion
@@ -65,7 +65,6 @@ def test_ctrl_c_on_the_whole_process_group_stops_every_node_cleanly(workspace):
 def test_frames_carry_the_optical_frame_and_their_camera_info(workspace, tmp_path):
     import yaml
     from sensor_msgs.msg import CameraInfo, Image
-    from test_pipeline_launch import ROOT
 
     from moodstream_common.ros import IMAGE_QOS
 
@@ -76,11 +75,8 @@ def test_frames_carry_the_optical_frame_and_their_camera_info(workspace, tmp_pat
         "distortion_model": "plumb_bob", "distortion_coefficients": {"rows": 1, "cols": 5, "data": [0.0] * 5},
         "rectification_matrix": {"rows": 3, "cols": 3, "data": [1, 0, 0, 0, 1, 0, 0, 0, 1]},
         "projection_matrix": {"rows": 3, "cols": 4, "data": [600, 0, 320, 0, 0, 600, 240, 0, 0, 0, 1, 0]}}))
-    params = yaml.safe_load((ROOT / "src" / "moodstream" / "config" / "params.yaml").read_text())
-    params["/**/capture"]["ros__parameters"]["camera_info_file"] = f"file://{calibration}"
-    params_file = tmp_path / "params.yaml"
-    params_file.write_text(yaml.safe_dump(params))
-    launch = Launch(workspace, "bridge:=false", f"params_file:={params_file}")
+    params = params_file(tmp_path, {"capture": {"camera_info_file": f"file://{calibration}"}})
+    launch = Launch(workspace, "bridge:=false", f"params_file:={params}")
     outside = Collector("calibration_watcher")
     try:
         outside.subscribe(Image, "/image_raw", IMAGE_QOS)
@@ -164,17 +160,12 @@ def test_a_paused_stage_resumes_with_the_newest_frame_not_a_backlog(workspace):
 
 
 def test_parameters_are_described_checked_and_applied_live(workspace, tmp_path):
-    import yaml
-    from test_pipeline_launch import ROOT
     from workspace import ros2_cli
 
     from moodstream_interfaces.msg import DetectedFaces
 
-    params = yaml.safe_load((ROOT / "src" / "moodstream" / "config" / "params.yaml").read_text())
-    params["/**/capture"]["ros__parameters"]["synthetic_faces"] = 2
-    params_file = tmp_path / "params.yaml"
-    params_file.write_text(yaml.safe_dump(params))
-    launch = Launch(workspace, "bridge:=false", f"params_file:={params_file}")
+    params = params_file(tmp_path, {"capture": {"synthetic_faces": 2}})
+    launch = Launch(workspace, "bridge:=false", f"params_file:={params}")
     outside = Collector("parameter_watcher")
     try:
         outside.subscribe(DetectedFaces, "/faces", RESULT_QOS)
@@ -236,16 +227,10 @@ def test_lifecycle_pauses_the_camera_and_resumes_it(workspace):
 
 
 def test_autostart_false_waits_for_a_lifecycle_manager(workspace, tmp_path):
-    import yaml
-    from test_pipeline_launch import ROOT
     from workspace import ros2_cli
 
-    params = yaml.safe_load((ROOT / "src" / "moodstream" / "config" / "params.yaml").read_text())
-    for node in ("capture", "detect", "classify"):
-        params[f"/**/{node}"]["ros__parameters"]["autostart"] = False
-    params_file = tmp_path / "params.yaml"
-    params_file.write_text(yaml.safe_dump(params))
-    launch = Launch(workspace, "bridge:=false", f"params_file:={params_file}")
+    params = params_file(tmp_path, {node: {"autostart": False} for node in ("capture", "detect", "classify")})
+    launch = Launch(workspace, "bridge:=false", f"params_file:={params}")
     outside = Collector("manager")
     try:
         outside.subscribe(Emotion, "/emotion", RESULT_QOS)

@@ -9,11 +9,10 @@ import time
 import cv2
 import numpy as np
 import pytest
-import yaml
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from helpers import Collector
 from sensor_msgs.msg import Image
-from workspace import ROOT, Launch
+from workspace import Launch, params_file
 
 from moodstream_capture.synthetic import SyntheticScene
 from moodstream_common.image_conv import numpy_to_image
@@ -72,11 +71,7 @@ def test_emotion_reaches_an_outside_node_and_the_cli(workspace):
 
 def onnx_params(tmp_path) -> str:
     """The installed params.yaml with classify on onnxruntime, what rosdep gives a robot."""
-    params = yaml.safe_load((ROOT / "src" / "moodstream" / "config" / "params.yaml").read_text())
-    params["/**/classify"]["ros__parameters"]["runtime"] = "onnx"
-    path = tmp_path / "params.yaml"
-    path.write_text(yaml.safe_dump(params))
-    return str(path)
+    return params_file(tmp_path, {"classify": {"runtime": "onnx"}})
 
 
 class Camera:

@@ -141,12 +141,28 @@ def colcon(ws: Workspace, *args: str, timeout: float = 600) -> subprocess.Comple
                           cwd=ws.base, env=env, capture_output=True, text=True, timeout=timeout)
 
 
-def ros2_cli(ws: Workspace, *args: str, attempts: int = 5) -> str:
+#: What a fresh CLI process answers when it has not discovered the node or its services yet.
+NOT_FOUND_YET = ("Node not found", "Exception while calling service", "Waiting for service")
+
+
+def ros2_cli(ws: Workspace, *args: str, attempts: int = 8) -> str:
     """``ros2 ARGS --no-daemon``; a fresh CLI process may not have found the node yet: retried."""
     out = ""
     for _ in range(attempts):
         run = ws.run("ros2", *args, "--no-daemon", "--spin-time", "3")
         out = run.stdout + run.stderr
-        if "Node not found" not in out:
+        if not any(text in out for text in NOT_FOUND_YET):
             return out
     return out
+
+
+def params_file(folder: Path, changes: dict[str, dict]) -> str:
+    """The installed params.yaml with ``changes`` ({node: {name: value}}), written into ``folder``."""
+    import yaml
+
+    params = yaml.safe_load((ROOT / "src" / "moodstream" / "config" / "params.yaml").read_text())
+    for node, values in changes.items():
+        params[f"/**/{node}"]["ros__parameters"].update(values)
+    path = folder / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    return str(path)

@@ -96,13 +96,10 @@ class CaptureNode(StageNode):
         self._backoff.maximum = p["reconnect_max_s"]
         self.health = health_config({**p, "expected_rate_hz": p["expected_rate_hz"] or p["fps"]})
 
-    def _fail(self, message: str, final: bool = False) -> None:
+    def _fail(self, message: str) -> None:
+        """The source failed: say so, and retry it after a growing delay."""
         self._last_error = message
         self.stats.errors += 1
-        if final:
-            self.finished = True
-            self.get_logger().error(message)
-            return
         delay = self._backoff.next_delay()
         self._retry_at = time.monotonic() + delay
         self.get_logger().error(f"{message}; retrying in {delay:.1f} s (attempt {self._backoff.attempts})")

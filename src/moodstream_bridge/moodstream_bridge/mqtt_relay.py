@@ -108,6 +108,7 @@ class MqttRelay:
         self.client.on_connect_fail = self._on_connect_fail
         self.connected = False
         self.last_error = ""
+        self.tls_failed = False  # the last failed connection failed in the TLS handshake
         self.sent = 0
         self._lock = threading.Lock()
         self._inflight: dict[int, int] = {}  # paho mid -> outbox id
@@ -129,7 +130,7 @@ class MqttRelay:
             log.error("%s", self.last_error)
             return
         with self._lock:
-            self.connected, self.last_error = True, ""
+            self.connected, self.last_error, self.tls_failed = True, "", False
             self._inflight.clear()
             self._acked_mids.clear()
             self._cursor = 0  # resend everything not acknowledged, oldest first
@@ -148,6 +149,7 @@ class MqttRelay:
     def _on_connect_fail(self, client, userdata) -> None:
         """paho retries (1 s, doubling to 30 s) without saying why: find out, log it once a cause."""
         reason = self.diagnose()
+        self.tls_failed = reason.startswith("TLS:")
         error = f"cannot connect to {self.host}:{self.port}: {reason}"
         if error != self.last_error:
             log.error("%s; retrying", error)
@@ -175,10 +177,6 @@ class MqttRelay:
                         "(check mqtt_ca_file, and the broker certificate and host name)")
             except (ssl.SSLError, OSError) as err:
                 return f"TLS: {getattr(err, 'reason', None) or err}"
-
-    @property
-    def tls_failed(self) -> bool:
-        return self.last_error.startswith(f"cannot connect to {self.host}:{self.port}: TLS")
 
     def _on_publish(self, client, userdata, mid, *_) -> None:
         with self._lock:

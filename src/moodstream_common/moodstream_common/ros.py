@@ -82,12 +82,10 @@ def _apply(node: Node, specs: Mapping[str, Any], values: dict[str, Any], params:
         spec = specs.get(param.name)
         if spec is None:
             continue  # not one of ours (use_sim_time, ...)
-        if isinstance(spec, Spec):
-            if spec.read_only:
-                return SetParametersResult(successful=False, reason=f"{param.name} needs a restart of the node")
-            reason = spec.check(param.value)
-            if reason:
-                return SetParametersResult(successful=False, reason=f"{param.name} {reason}")
+        # ROS itself refuses read-only parameters (descriptor) before this callback runs.
+        reason = spec.check(param.value) if isinstance(spec, Spec) else ""
+        if reason:
+            return SetParametersResult(successful=False, reason=f"{param.name} {reason}")
         changes[param.name] = param.value
     if not changes:
         return SetParametersResult(successful=True)
@@ -113,15 +111,10 @@ def health_config(params: Mapping[str, Any]) -> HealthConfig:
 
 
 def input_qos(params: Mapping[str, Any]) -> QoSProfile:
-    """The QoS of a stage's frame input from its ``input_qos_*`` parameters."""
-    reliability = params["input_qos_reliability"]
+    """The QoS of a stage's frame input from its ``input_qos_*`` parameters (checked by their specs)."""
     policies = {"best_effort": ReliabilityPolicy.BEST_EFFORT, "reliable": ReliabilityPolicy.RELIABLE}
-    if reliability not in policies:
-        raise ValueError(f"parameter input_qos_reliability must be best_effort or reliable, got {reliability!r}")
-    if int(params["input_qos_depth"]) < 1:
-        raise ValueError(f"parameter input_qos_depth must be at least 1, got {params['input_qos_depth']}")
-    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=int(params["input_qos_depth"]),
-                      reliability=policies[reliability])
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=params["input_qos_depth"],
+                      reliability=policies[params["input_qos_reliability"]])
 
 
 def frame_age_s(node: Node, stamp: Time) -> float | None:

@@ -101,3 +101,85 @@ def test_runner_reads_the_camera(tmp_path):
     sim.wait(timeout=30)
     assert runner.returncode == 0, out
     assert "face #1: happy" in out
+
+
+def test_bursts_after_host_stalls_all_reach_the_bridge(tmp_path):
+    """Issue 13, D2: the camera keeps sending at 30 fps while the host process stalls three
+    times for 2 s (it does not spin); each stall leaves dozens of frames in one serial read.
+    Every valid frame must reach the bridge, or be counted as dropped."""
+    import os
+    import threading
+    import time
+    import tty
+
+    from moodstream.params import Overrides
+    from moodstream.runner import Pipeline
+    from moodstream_openmv.firmware_protocol import encode_faces
+
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    probs = [0.7, 0.1, 0.05, 0.1, 0.03, 0.02]
+    total, sent = 240, []
+
+    def camera() -> None:  # 30 fps for 8 s, whatever the host does
+        for seq in range(total):
+            os.write(master, encode_faces(seq, seq * 33, [((100, 60, 80, 80), probs)]))
+            sent.append(seq)
+            time.sleep(1 / 30)
+
+    overrides: Overrides = {"openmv": {"port": os.ttyname(slave), "reconnect_max_s": 0.5},
+                            "bridge": {"history": "always", "history_db": str(tmp_path / "history.db"),
+                                       "outbox_path": str(tmp_path / "outbox.db")}}
+    pipeline = Pipeline(overrides, openmv=True, bridge=True)
+    writer = threading.Thread(target=camera, daemon=True)
+    try:
+        pipeline.run(duration=1.0)  # the link is open before the camera starts
+        writer.start()
+        for _ in range(3):
+            pipeline.run(duration=1.0)
+            time.sleep(2.0)  # the host stalls: nothing reads the port
+        writer.join(timeout=30)
+        deadline = time.monotonic() + 20
+        while pipeline.bridge.received < total and time.monotonic() < deadline:
+            pipeline.run(duration=0.5)
+        counters = pipeline.openmv.parser.counters
+        assert len(sent) == total and counters.frames == total, counters
+        assert counters.checksum_errors == counters.malformed == counters.dropped == 0, counters
+        assert pipeline.openmv.backlog_dropped == 0
+        assert pipeline.openmv.published == total
+        assert pipeline.bridge.received == total
+        assert pipeline.observer.summary.frames == total
+    finally:
+        pipeline.close()
+        os.close(master)
+        os.close(slave)
+
+
+def test_a_backlog_beyond_its_bound_is_counted_not_lost_silently(tmp_path):
+    """With a backlog of 20 frames and 60 frames in one read, 40 are dropped and counted."""
+    import os
+    import tty
+
+    from moodstream.params import Overrides
+    from moodstream.runner import Pipeline
+    from moodstream_openmv.firmware_protocol import encode_faces
+
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    overrides: Overrides = {"openmv": {"port": os.ttyname(slave), "backlog_frames": 20}}
+    pipeline = Pipeline(overrides, openmv=True, bridge=True)
+    try:
+        pipeline.run(duration=0.5)
+        data = b"".join(encode_faces(seq, seq * 33, [((10, 10, 50, 50), [1, 0, 0, 0, 0, 0])]) for seq in range(60))
+        os.write(master, data)
+        pipeline.run(duration=2.0)
+        node = pipeline.openmv
+        assert node.parser.counters.frames == 60
+        assert node.backlog_dropped == 40 and node.published == 20
+        level, message, values = node.status()
+        assert level == "warn" and "40 frames dropped" in message and values["backlog_dropped"] == 40
+        assert pipeline.bridge.received == 20
+    finally:
+        pipeline.close()
+        os.close(master)
+        os.close(slave)

@@ -27,7 +27,7 @@ from moodstream_classify.node import ClassifyNode
 from moodstream_common.environment import prepare_environment
 from moodstream_common.image_conv import image_to_numpy
 from moodstream_common.lifecycle import StageNode
-from moodstream_common.ros import IMAGE_QOS, RESULT_QOS
+from moodstream_common.ros import IMAGE_QOS, RESULT_QOS, record_qos
 from moodstream_detect.node import DetectNode
 from moodstream_interfaces.msg import Emotion, EmotionArray
 from moodstream_openmv.node import OpenMVNode
@@ -59,7 +59,8 @@ class Observer(Node):
         self._faces_by_stamp: dict[tuple[int, int], int] = {}
         self._best_faces = 0
         self._on_image = on_image
-        self.create_subscription(EmotionArray, "emotions", self._on_emotions, RESULT_QOS)
+        # Every frame counts in the summary: the same deep queue as the bridge's.
+        self.create_subscription(EmotionArray, "emotions", self._on_emotions, record_qos(100))
         self.create_subscription(Emotion, "emotion", self._on_emotion, RESULT_QOS)
         if want_images:
             self.create_subscription(Image, "emotion/image", self._on_annotated, IMAGE_QOS)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from moodstream_common.lifecycle import StageNode
 from moodstream_common.parameters import Spec, defaults
-from moodstream_common.ros import RESULT_QOS, run_node
+from moodstream_common.ros import record_qos, run_node
 from moodstream_interfaces.msg import EmotionArray
 
 from .history import STATE_DIR, History
@@ -52,6 +52,7 @@ SPECS = {
                         choices=("auto", "always", "never")),
     "history_db": _restart("", "history file (empty: $XDG_STATE_HOME/moodstream/history.db)"),
     "history_retention_days": _restart(30.0, "days of history kept", 0.01, 36500.0),
+    "queue_depth": _restart(100, "emotion arrays the subscription holds while the bridge catches up", 1, 10000),
 }
 DEFAULTS = defaults(SPECS)
 
@@ -89,6 +90,7 @@ class BridgeNode(StageNode):
         self.influx: InfluxWriter | None = None
         self.history: History | None = None
         self.subscription = None
+        self.received = 0
         self.accepted = 0
 
     def setup(self) -> None:
@@ -117,7 +119,8 @@ class BridgeNode(StageNode):
             self.get_logger().info(f"recording the mood history in {self.history.path}")
 
     def start(self) -> None:
-        self.subscription = self.create_subscription(EmotionArray, "emotions", self.on_emotions, RESULT_QOS)
+        self.subscription = self.create_subscription(EmotionArray, "emotions", self.on_emotions,
+                                                     record_qos(self.params["queue_depth"]))
 
     def stop(self) -> None:
         if self.subscription is not None:
@@ -144,6 +147,7 @@ class BridgeNode(StageNode):
 
     def on_emotions(self, msg: EmotionArray) -> None:
         now = time.monotonic()
+        self.received += 1
         for record in records_from_array(msg, self.params["robot_id"], self.params["camera_id"]):
             if self.history is not None and self.history_limiter.allow(record, now):
                 self.history.add(record)
@@ -157,7 +161,7 @@ class BridgeNode(StageNode):
                 self.accepted += 1
 
     def status(self) -> tuple[str, str, dict]:
-        values = {"accepted": self.accepted}
+        values = {"received": self.received, "accepted": self.accepted}
         if self.relay is not None and self.outbox is not None:
             values.update(mqtt_connected=self.relay.connected, mqtt_sent=self.relay.sent, waiting=len(self.outbox),
                           dropped_oldest=self.outbox.dropped)

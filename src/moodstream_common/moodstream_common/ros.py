@@ -28,6 +28,12 @@ IMAGE_QOS = qos_profile_sensor_data
 #: Faces and emotions: reliable, a short queue so that a slow consumer sees recent frames.
 RESULT_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE)
 
+
+def record_qos(depth: int) -> QoSProfile:
+    """Results for a consumer that must see every frame (the bridge, the runner's count): reliable,
+    with a queue deep enough to absorb a burst while the consumer catches up."""
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=ReliabilityPolicy.RELIABLE)
+
 DIAG_LEVELS = {"ok": DiagnosticStatus.OK, "warn": DiagnosticStatus.WARN, "error": DiagnosticStatus.ERROR}
 
 

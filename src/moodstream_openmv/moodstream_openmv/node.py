@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections import deque
 
 import numpy as np
 import serial
@@ -17,7 +18,7 @@ from moodstream_common.backoff import Backoff
 from moodstream_common.lifecycle import StageNode
 from moodstream_common.parameters import Spec, defaults
 from moodstream_common.preprocess import Box
-from moodstream_common.ros import RESULT_QOS, run_node
+from moodstream_common.ros import record_qos, run_node
 from moodstream_interfaces.msg import Emotion, EmotionArray
 
 from .firmware_protocol import LABELS
@@ -31,11 +32,17 @@ SPECS = {
     "image_width": Spec(320, "the firmware's frame width (QVGA)", 1, 4096),
     "image_height": Spec(240, "the firmware's frame height", 1, 4096),
     "poll_hz": Spec(100.0, "how often the serial port is read", 1.0, 1000.0, read_only=True),
+    "publish_per_poll": Spec(10, "frames published per poll at most; the rest wait in the backlog", 1, 1000),
+    "backlog_frames": Spec(300, "frames kept while publishing catches up; beyond it the oldest are dropped "
+                           "and counted", 1, 100000),
+    "queue_depth": Spec(100, "depth of the result publishers' reliable queues", 1, 10000, read_only=True),
     "silent_after_s": Spec(3.0, "no valid frame for this long: the link is reported silent (s)", 0.1, 3600.0),
     "reconnect_max_s": Spec(5.0, "longest wait between reconnect attempts (s)", 0.5, 3600.0),
     **ESTIMATOR_SPECS,
 }
 DEFAULTS = defaults(SPECS)
+#: How long /diagnostics warns after frames were dropped from the backlog (s).
+DROP_WARNING_S = 10.0
 
 
 class OpenMVNode(StageNode):
@@ -59,10 +66,17 @@ class OpenMVNode(StageNode):
         self.camera_error = ""
         self.camera_fps = 0.0
         self.camera_t_ms = -1
+        # One read can hold dozens of frames (after a host stall): they wait here and are published
+        # a few per poll, so that no subscriber's queue overflows unseen.
+        self.backlog: deque = deque()
+        self.published = 0
+        self.backlog_dropped = 0
+        self._dropped_at = -1e9
 
     def setup(self) -> None:
-        self.emotions_pub = self.create_publisher(EmotionArray, "openmv/emotions", RESULT_QOS)
-        self.emotion_pub = self.create_publisher(Emotion, "openmv/emotion", RESULT_QOS)
+        qos = record_qos(self.params["queue_depth"])
+        self.emotions_pub = self.create_publisher(EmotionArray, "openmv/emotions", qos)
+        self.emotion_pub = self.create_publisher(Emotion, "openmv/emotion", qos)
 
     def start(self) -> None:
         self._retry_at = 0.0
@@ -136,9 +150,18 @@ class OpenMVNode(StageNode):
             self._fail(f"lost {self.params['port']}: {err}")
             return
         if data:
-            for event in self.parser.feed(data):
+            events = self.parser.feed(data)
+            if events:
                 self._last_valid = time.monotonic()
-                self.on_event(event)
+            self.backlog.extend(events)
+            excess = len(self.backlog) - self.params["backlog_frames"]
+            for _ in range(max(0, excess)):
+                self.backlog.popleft()
+            if excess > 0:
+                self.backlog_dropped += excess
+                self._dropped_at = time.monotonic()
+        for _ in range(min(len(self.backlog), self.params["publish_per_poll"])):
+            self.on_event(self.backlog.popleft())
 
     # -- frames to messages -----------------------------------------------------------------------
     def on_event(self, event) -> None:
@@ -167,6 +190,7 @@ class OpenMVNode(StageNode):
                                      "openmv-int8")
         self.emotions_pub.publish(array)
         self.emotion_pub.publish(primary)
+        self.published += 1
 
     def status(self) -> tuple[str, str, dict]:
         c = self.parser.counters
@@ -174,13 +198,17 @@ class OpenMVNode(StageNode):
                   "checksum_errors": c.checksum_errors, "malformed": c.malformed, "dropped_frames": c.dropped,
                   "duplicates": c.duplicates, "garbage_bytes": c.garbage_bytes, "bare_label_lines": c.bare_lines,
                   "reconnects": self.reconnects, "camera_fps": f"{self.camera_fps:.1f}",
-                  "camera_time_ms": self.camera_t_ms}
+                  "camera_time_ms": self.camera_t_ms, "published": self.published, "backlog": len(self.backlog),
+                  "backlog_dropped": self.backlog_dropped}
         if self.link_error:
             return "error", self.link_error, values
         if self.camera_error:
             return "error", f"camera: {self.camera_error}", values
         if self.link_state == "silent":
             return "warn", "no valid frame from the camera", values
+        if time.monotonic() - self._dropped_at < DROP_WARNING_S:
+            return "warn", (f"{self.backlog_dropped} frames dropped since start: the host fell behind the camera "
+                            "(raise backlog_frames or publish_per_poll)"), values
         return "ok", "receiving", values
 
 

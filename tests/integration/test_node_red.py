@@ -71,3 +71,42 @@ def test_flow_adds_timestamp_and_emoji_and_survives_garbage(tmp_path):
         red.stop()
         influx.stop()
         broker.stop()
+
+
+def test_editor_and_admin_api_require_the_login_from_env(tmp_path):
+    """Issue 13, D9: with BIND_ADDRESS=0.0.0.0 the editor is reachable by robots' networks, so it
+    needs the login of docker/.env; a wrong password gets no token."""
+    import urllib.error
+
+    from services.nodered import ADMIN_PASSWORD, ADMIN_USER
+
+    (tmp_path / "mq").mkdir()
+    broker = Mosquitto(tmp_path / "mq", USER, PASSWORD, tls=False)
+    broker.start()
+    red = NodeRed(tmp_path, {"MQTT_HOST": "127.0.0.1", "MQTT_PORT": str(broker.port), "MQTT_USERNAME": USER,
+                             "MQTT_PASSWORD": PASSWORD, "INFLUX_HOST": "127.0.0.1", "INFLUX_PORT": "9",
+                             "INFLUX_DATABASE": "x", "INFLUX_USERNAME": "", "INFLUX_PASSWORD": ""})
+    try:
+        red.start()
+        assert red.admin_get("/auth/login")["type"] == "credentials"  # the editor shows a login form
+        with pytest.raises(urllib.error.HTTPError) as anonymous:
+            red.admin_get("/flows")
+        assert anonymous.value.code == 401
+        for user, password in ((ADMIN_USER, "wrong-password"), ("root", ADMIN_PASSWORD), (ADMIN_USER, "")):
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                red.token(user, password)
+            assert refused.value.code in (400, 401, 403), (user, password)  # 400: no password at all
+        flows = red.admin_get("/flows", red.token())
+        assert any(node.get("type") == "mqtt in" for node in flows)
+    finally:
+        red.stop()
+        broker.stop()
+
+
+@pytest.mark.parametrize("password", ["", "short"])
+def test_node_red_refuses_to_start_without_an_admin_password(tmp_path, password):
+    red = NodeRed(tmp_path, {"NODE_RED_ADMIN_PASSWORD": password, "MQTT_HOST": "127.0.0.1", "MQTT_PORT": "9"})
+    with pytest.raises(RuntimeError) as failed:
+        red.start()
+    assert "NODE_RED_ADMIN_PASSWORD is empty or shorter than 8 characters" in str(failed.value)
+    assert red.proc.poll() is not None  # it exited instead of serving an open editor

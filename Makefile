@@ -5,7 +5,7 @@ SHELL := /bin/bash
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup setup-test demo test lint bench evaluate model model-gpu clean
+.PHONY: setup setup-test demo test lint bench soak evaluate model model-gpu clean
 
 setup:
 	@bash scripts/setup.sh
@@ -25,6 +25,12 @@ lint: setup-test
 
 bench: setup
 	$(BIN)/moodstream bench
+
+# Hostile input at the full figures of issue 13 (10^6 fuzzed UART frames, 40 concurrent uploads,
+# 500 stalled ones): about 10 minutes on 2 cores. `make test` runs it at a bounded scale.
+soak: setup-test
+	@mkdir -p build
+	$(BIN)/python scripts/soak.py --full --json build/soak.json
 
 evaluate: setup
 	$(BIN)/moodstream evaluate --model models/emotion.tflite --confusion-png docs/confusion_PublicTest.png

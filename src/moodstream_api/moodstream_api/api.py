@@ -129,7 +129,7 @@ async def read_body(request: Request, max_bytes: int, read_timeout_s: float = 30
             chunk = await asyncio.wait_for(stream.__anext__(), read_timeout_s)
         except StopAsyncIteration:
             break
-        except TimeoutError:
+        except asyncio.TimeoutError:  # not yet the built-in TimeoutError on Python 3.10
             raise HTTPException(408, f"the request body stalled for {read_timeout_s:g} s") from None
         except ClientDisconnect:
             raise ClientGone from None
@@ -221,7 +221,7 @@ def create_app(model_path: str | Path, workers: int = 2, max_bytes: int = 10 * 1
                 return await asyncio.wait_for(asyncio.shield(job), timeout_s)
             except ImageError as err:
                 raise HTTPException(err.status, str(err)) from None
-            except TimeoutError:
+            except asyncio.TimeoutError:  # the built-in TimeoutError from Python 3.11 on
                 raise HTTPException(503, f"the analysis took longer than {timeout_s} s",
                                     headers={"Retry-After": "5"}) from None
         finally:

@@ -32,7 +32,8 @@ SPECS = {
     "image_width": Spec(320, "the firmware's frame width (QVGA)", 1, 4096),
     "image_height": Spec(240, "the firmware's frame height", 1, 4096),
     "poll_hz": Spec(100.0, "how often the serial port is read", 1.0, 1000.0, read_only=True),
-    "publish_per_poll": Spec(10, "frames published per poll at most; the rest wait in the backlog", 1, 1000),
+    "publish_per_poll": Spec(3, "frames published per poll at most (3 x 100 Hz: 300 frames/s, more than 115200 "
+                             "baud can carry); the rest wait in the backlog", 1, 1000),
     "backlog_frames": Spec(300, "frames kept while publishing catches up; beyond it the oldest are dropped "
                            "and counted", 1, 100000),
     "queue_depth": Spec(100, "depth of the result publishers' reliable queues", 1, 10000, read_only=True),

@@ -65,6 +65,8 @@ def generate_launch_description() -> LaunchDescription:
     on_host = IfCondition(PythonExpression(["'", source, "' != 'openmv'"]))
     on_camera = IfCondition(PythonExpression(["'", source, "' == 'openmv'"]))
     image_remap = [("image_raw", image_topic)]
+    # detect reads capture's image_mono, or with source:=topic the driver's image (colour is converted).
+    detect_input = PythonExpression(["'", image_topic, "' if '", source, "' == 'topic' else 'image_mono'"])
 
     return LaunchDescription([
         # MoodStream's Fast DDS profile for every node, unless the user chose one.
@@ -95,7 +97,8 @@ def generate_launch_description() -> LaunchDescription:
         ),
         Node(
             package="moodstream_detect", executable="detect_node", name="detect", namespace=namespace,
-            parameters=[params_file], remappings=image_remap, condition=on_host, output="screen", **RESPAWN,
+            parameters=[params_file], remappings=[("image_mono", detect_input)], condition=on_host, output="screen",
+            **RESPAWN,
         ),
         Node(
             package="moodstream_classify", executable="classify_node", name="classify", namespace=namespace,

@@ -19,7 +19,8 @@ pytestmark = [pytest.mark.ros, pytest.mark.slow]
 def test_pipeline_across_processes(face_clip, tmp_path, repo_root):
     ns = "/cam_test"
     collector = Collector()
-    for msg_type, topic, qos in [(Image, f"{ns}/image_raw", IMAGE_QOS), (DetectedFaces, f"{ns}/faces", RESULT_QOS),
+    for msg_type, topic, qos in [(Image, f"{ns}/image_raw", IMAGE_QOS), (Image, f"{ns}/image_mono", IMAGE_QOS),
+                                 (DetectedFaces, f"{ns}/faces", RESULT_QOS),
                                  (EmotionArray, f"{ns}/emotions", RESULT_QOS), (Emotion, f"{ns}/emotion", RESULT_QOS),
                                  (DiagnosticArray, "/diagnostics", 10)]:
         collector.subscribe(msg_type, topic, qos)
@@ -49,6 +50,10 @@ def test_pipeline_across_processes(face_clip, tmp_path, repo_root):
     emotions = collector.messages[f"{ns}/emotion"]
     image_stamps = {(m.header.stamp.sec, m.header.stamp.nanosec) for m in images}
     assert images and all(m.width == 640 and m.height == 480 and m.encoding == "bgr8" for m in images)
+    # What detect reads: the same frames as mono8 (a third of the bytes), with the same headers.
+    mono = collector.messages[f"{ns}/image_mono"]
+    assert mono and all(m.encoding == "mono8" and m.step == 640 and len(m.data) == 640 * 480 for m in mono)
+    assert {(m.header.stamp.sec, m.header.stamp.nanosec) for m in mono} & image_stamps
 
     # Headers come from the source frames, through every stage.
     for msg in arrays + emotions:

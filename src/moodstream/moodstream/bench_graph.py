@@ -236,12 +236,12 @@ def row(name: str, r: dict) -> str:
 def cmd_bench_graph(args: argparse.Namespace) -> int:
     from moodstream_classify.model import default_model_path
 
+    from .params import merge, parse_assignments
+
     model_path = str(Path(args.model) if args.model else default_model_path())
-    overrides: dict = {"classify": {"model_path": model_path}}
-    if args.runtime:
-        overrides["classify"]["runtime"] = args.runtime
+    overrides = merge({"classify": {"model_path": model_path}}, parse_assignments(args.param))
     results: dict = {"machine": os.uname().machine, "cpus": os.cpu_count(), "fps": args.fps,
-                     "seconds": args.seconds, "model": model_path, "runs": {}}
+                     "seconds": args.seconds, "model": model_path, "params": overrides, "runs": {}}
     header = (f"{'run':34s} {'frames/s':>7s} {'CPU ms/frame':>8s} {'p50 ms':>7s} {'p95 ms':>7s} {'RSS MB':>7s}"
               "  faces/frame")
     print(f"synthetic scene 640x480, camera at {args.fps:g} fps, {args.seconds:g} s per run; CPU per frame "
@@ -276,7 +276,8 @@ def add_parser(sub) -> None:
     p.add_argument("--fps", type=float, default=30.0, help="the camera rate of the fixed-rate runs")
     p.add_argument("--seconds", type=float, default=10.0, help="measured time per run (after a warm-up)")
     p.add_argument("--model", help="the classify model (default: the installed one)")
-    p.add_argument("--runtime", choices=("auto", "tflite", "onnx"), help="classify.runtime")
+    p.add_argument("-p", "--param", action="append", default=[], metavar="NODE.NAME=VALUE",
+                   help="a parameter of the runner's and the graph's nodes, as in `moodstream run`")
     p.add_argument("--only", nargs="+", help="runs whose name holds one of these words (naive, runner, graph, flat)")
     p.add_argument("--log-dir", default="/tmp/moodstream-bench-graph", help="the graph's node logs")
     p.add_argument("--json", help="also write the numbers to this file")

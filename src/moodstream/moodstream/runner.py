@@ -110,7 +110,9 @@ class Pipeline:
         self.nodes: list[Node] = []
         try:
             common = {"context": self.context, "namespace": namespace}
-            remap = {"cli_args": ["--ros-args", "-r", f"image_raw:={image_topic}"]} if image_topic else {}
+            # A camera driver's topic stands in for both of capture's (detect converts colour to gray).
+            remap = {"cli_args": ["--ros-args", "-r", f"image_raw:={image_topic}", "-r",
+                                  f"image_mono:={image_topic}"]} if image_topic else {}
 
             def params(node: str) -> list[Parameter]:
                 return [Parameter(k, value=v) for k, v in overrides.get(node, {}).items()]

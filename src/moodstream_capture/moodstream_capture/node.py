@@ -1,15 +1,20 @@
-"""Capture node: frames from a webcam, video file, image folder or the synthetic scene on ``image_raw``."""
+"""Capture node: frames from a webcam, video file, image folder or the synthetic scene on
+``image_raw`` (colour) and ``image_mono`` (mono8, what the detector reads), each published only
+while someone subscribes to it, as image_transport does: a 640x480 bgr8 frame costs about a
+millisecond to serialise whether or not anyone listens."""
 
 from __future__ import annotations
 
 import time
 
 from sensor_msgs.msg import CameraInfo, Image
+from std_msgs.msg import Header
 
 from moodstream_common.backoff import Backoff
 from moodstream_common.image_conv import numpy_to_image
 from moodstream_common.lifecycle import StageNode
 from moodstream_common.parameters import HEALTH_SPECS, Spec, defaults
+from moodstream_common.preprocess import to_gray
 from moodstream_common.ros import IMAGE_QOS, health_config, run_node
 
 from .calibration import Calibration, load_calibration
@@ -44,7 +49,7 @@ class CaptureNode(StageNode):
     def __init__(self, name: str = "capture", **kwargs) -> None:
         super().__init__(name, SPECS, **kwargs)
         p = self.params
-        self.publisher = self.info_publisher = self.timer = None
+        self.publisher = self.mono_publisher = self.info_publisher = self.timer = None
         self.calibration: Calibration | None = None
         self._calibration_warning = ""
         self.health = health_config({**p, "expected_rate_hz": p["expected_rate_hz"] or p["fps"]})
@@ -65,6 +70,7 @@ class CaptureNode(StageNode):
             self.calibration = load_calibration(p["camera_info_file"])
             self.info_publisher = self.create_publisher(CameraInfo, "camera_info", IMAGE_QOS)
         self.publisher = self.create_publisher(Image, "image_raw", IMAGE_QOS)
+        self.mono_publisher = self.create_publisher(Image, "image_mono", IMAGE_QOS)
 
     def start(self) -> None:
         self.finished, self._last_error, self._retry_at = False, "", 0.0
@@ -81,10 +87,10 @@ class CaptureNode(StageNode):
         self._opened = False
 
     def teardown(self) -> None:
-        for pub in (self.publisher, self.info_publisher):
+        for pub in (self.publisher, self.mono_publisher, self.info_publisher):
             if pub is not None:
                 self.destroy_publisher(pub)
-        self.publisher = self.info_publisher = None
+        self.publisher = self.mono_publisher = self.info_publisher = None
         self._source = self.calibration = None
 
     def on_parameters(self, names: set[str]) -> None:
@@ -136,24 +142,25 @@ class CaptureNode(StageNode):
             self.get_logger().info(f"end of {self._source.description}")
             self.finished = True
             return
-        msg = numpy_to_image(frame)
-        msg.header.stamp = grabbed.to_msg()
-        msg.header.frame_id = self.params["frame_id"]
-        self.publisher.publish(msg)
+        header = Header(stamp=grabbed.to_msg(), frame_id=self.params["frame_id"])
+        if self.publisher.get_subscription_count():
+            self.publisher.publish(numpy_to_image(frame, header=header))
+        if self.mono_publisher.get_subscription_count():
+            self.mono_publisher.publish(numpy_to_image(to_gray(frame), "mono8", header))
         if self.info_publisher is not None:
-            self.info_publisher.publish(self._camera_info(msg))
+            self.info_publisher.publish(self._camera_info(header, frame.shape[1], frame.shape[0]))
         self.stats.add_latency("capture", time.perf_counter() - t0)
         self.stats.tick()
         if self.params["max_frames"] and self.stats.processed >= self.params["max_frames"]:
             self.finished = True
 
-    def _camera_info(self, image: Image) -> CameraInfo:
+    def _camera_info(self, header: Header, width: int, height: int) -> CameraInfo:
         c = self.calibration
-        if (c.width, c.height) != (image.width, image.height) and not self._calibration_warning:
+        if (c.width, c.height) != (width, height) and not self._calibration_warning:
             self._calibration_warning = (f"the calibration in {self.params['camera_info_file']} is for "
-                                         f"{c.width}x{c.height} images, the camera gives {image.width}x{image.height}")
+                                         f"{c.width}x{c.height} images, the camera gives {width}x{height}")
             self.get_logger().warning(self._calibration_warning)
-        return CameraInfo(header=image.header, width=c.width, height=c.height, distortion_model=c.distortion_model,
+        return CameraInfo(header=header, width=c.width, height=c.height, distortion_model=c.distortion_model,
                           d=list(c.d), k=list(c.k), r=list(c.r), p=list(c.p))
 
     def status(self) -> tuple[str, str, dict]:

@@ -63,6 +63,11 @@ def find_cascade(cascade: str) -> Path:
     raise DetectorError(f"Haar cascade {cascade} not found; looked in {', '.join(str(f) for f in folders)}")
 
 
+#: The size a known face is scaled to when :meth:`HaarDetector.detect_near` looks for it again
+#: (Haar's own window is 24 pixels; 64 keeps the box within a few pixels of a full-size search).
+NEAR_FACE_PX = 64
+
+
 class HaarDetector:
     """OpenCV's Haar frontal-face cascade; optional detection on a downscaled frame."""
 
@@ -92,12 +97,27 @@ class HaarDetector:
         if image.dtype != np.uint8 or image.ndim not in (2, 3):
             raise ValueError(f"HaarDetector needs a uint8 BGR or gray image, got {image.dtype} {image.shape}")
         gray = to_gray(image)
-        image, k = gray, self.downscale
+        return self._search(gray, self.downscale, self.min_size, None)
+
+    def detect_near(self, image: np.ndarray, expected_side: int) -> list[Detection]:
+        """Faces of about ``expected_side`` pixels (0.7x to 1.4x) in a window around a known face:
+        the window is scaled so that such a face is about ``NEAR_FACE_PX`` pixels, and only
+        window sizes in that range are tried, a few instead of a dozen scales over the frame."""
+        gray = to_gray(image)
+        k = min(1.0, NEAR_FACE_PX / max(1, expected_side))
+        return self._search(gray, k, max(8, int(0.7 * expected_side)), int(1.4 * expected_side) + 1)
+
+    def _search(self, gray: np.ndarray, k: float, min_size: int, max_size: int | None) -> list[Detection]:
+        image = gray
         if k < 1.0:
             image = cv2.resize(gray, None, fx=k, fy=k, interpolation=cv2.INTER_AREA)
-        min_side = max(8, int(round(self.min_size * k)))
+        min_side = max(8, int(round(min_size * k)))
+        max_side = (0, 0) if max_size is None else (int(round(max_size * k)),) * 2
+        if min(image.shape[:2]) < min_side:
+            return []
         found = self._cascade.detectMultiScale(
-            image, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors, minSize=(min_side, min_side)
+            image, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors, minSize=(min_side, min_side),
+            maxSize=max_side,
         )
         out = []
         for x, y, w, h in (found if len(found) else []):
@@ -150,40 +170,86 @@ class MtcnnDetector:
         return out
 
 
+#: How faces are followed between full searches: ``template`` matches each face's picture from
+#: the last full search (normalised cross-correlation, a fraction of a millisecond), ``detector``
+#: runs the detector in a window around each face (several milliseconds with Haar).
+TRACKERS = ("template", "detector")
+#: Side (pixels) that a face and its window are scaled to for template matching.
+TEMPLATE_PX = 32
+#: Correlation below which a face counts as lost (it turned away, left, or was covered).
+TEMPLATE_MIN_SCORE = 0.6
+
+
 class RoiDetector:
     """Speeds up any detector with the faces it found last time.
 
-    Every ``refresh_frames`` frames, or whenever a known face is not found again, the inner
-    detector searches the whole frame; in between it searches only around the last boxes,
-    enlarged by ``margin`` of their size on each side. A newcomer is found at the next refresh.
-    ``refresh_frames`` 1 searches every frame in full.
+    Every ``refresh_frames`` frames, or whenever a known face is lost, the inner detector
+    searches the whole frame; in between each known face is followed in a window around its last
+    box (enlarged by ``margin`` of its size on each side), by ``tracker``. A newcomer is found at
+    the next full search. ``refresh_frames`` 1 searches every frame in full.
     """
 
-    def __init__(self, inner: FaceDetector, refresh_frames: int = 5, margin: float = 0.5) -> None:
+    def __init__(self, inner: FaceDetector, refresh_frames: int = 5, margin: float = 0.5,
+                 tracker: str = "template") -> None:
         if refresh_frames < 1:
             raise DetectorError(f"roi_refresh_frames must be >= 1, got {refresh_frames}")
-        self.inner, self.refresh_frames, self.margin = inner, refresh_frames, margin
+        if tracker not in TRACKERS:
+            raise DetectorError(f"tracker must be one of {', '.join(TRACKERS)}, got {tracker!r}")
+        self.inner, self.refresh_frames, self.margin, self.tracker = inner, refresh_frames, margin, tracker
         self.name, self.gray_input = inner.name, inner.gray_input
         self._previous: list[Detection] = []
+        self._templates: list[np.ndarray] = []
         self._since_full = 0
         self.full_searches = 0
+
+    def _window(self, box: Box, width: int, height: int) -> Box:
+        mx, my = int(box.width * self.margin), int(box.height * self.margin)
+        return Box(box.x - mx, box.y - my, box.width + 2 * mx, box.height + 2 * my).clipped(width, height)
 
     def _around_previous(self, image: np.ndarray) -> list[Detection] | None:
         height, width = image.shape[:2]
         found: list[Detection] = []
-        for det in self._previous:
+        for index, det in enumerate(self._previous):
             b = det.box
-            mx, my = int(b.width * self.margin), int(b.height * self.margin)
-            roi = Box(b.x - mx, b.y - my, b.width + 2 * mx, b.height + 2 * my).clipped(width, height)
-            hits = self.inner.detect(image[roi.y : roi.y + roi.height, roi.x : roi.x + roi.width])
-            if not hits:
-                return None
-            best = max(hits, key=lambda d: d.box.area)
-            box = Box(best.box.x + roi.x, best.box.y + roi.y, best.box.width, best.box.height)
+            roi = self._window(b, width, height)
+            window = image[roi.y : roi.y + roi.height, roi.x : roi.x + roi.width]
+            if self.tracker == "template":
+                box = self._match(to_gray(window), self._templates[index], b, roi)
+                if box is None:
+                    return None
+                score = det.score
+            else:
+                near = getattr(self.inner, "detect_near", None)
+                hits = near(window, max(b.width, b.height)) if near is not None else self.inner.detect(window)
+                if not hits:
+                    return None
+                best = max(hits, key=lambda d: d.box.area)
+                box = Box(best.box.x + roi.x, best.box.y + roi.y, best.box.width, best.box.height)
+                score = best.score
             if any(_overlaps(box, other.box) for other in found):
                 return None  # two known faces collapsed into one: look at the whole frame
-            found.append(Detection(box, best.score))
+            found.append(Detection(box, score))
         return found
+
+    @staticmethod
+    def _template(gray: np.ndarray, box: Box) -> np.ndarray:
+        b = box.clipped(gray.shape[1], gray.shape[0])
+        return cv2.resize(gray[b.y : b.y + b.height, b.x : b.x + b.width], (TEMPLATE_PX, TEMPLATE_PX),
+                          interpolation=cv2.INTER_AREA)
+
+    @staticmethod
+    def _match(window: np.ndarray, template: np.ndarray, box: Box, roi: Box) -> Box | None:
+        """The box of the same size where the window best matches the face's template, or None."""
+        k = TEMPLATE_PX / max(1, box.width)
+        small = cv2.resize(window, (max(1, round(roi.width * k)), max(1, round(roi.height * k))),
+                           interpolation=cv2.INTER_AREA)
+        if small.shape[0] < TEMPLATE_PX or small.shape[1] < TEMPLATE_PX:
+            return None  # the face ran off the frame's edge
+        scores = cv2.matchTemplate(small, template, cv2.TM_CCOEFF_NORMED)
+        _, best, _, (x, y) = cv2.minMaxLoc(scores)
+        if not best >= TEMPLATE_MIN_SCORE:  # also NaN, from a flat window
+            return None
+        return Box(roi.x + int(round(x / k)), roi.y + int(round(y / k)), box.width, box.height)
 
     def detect(self, image: np.ndarray) -> list[Detection]:
         self._since_full += 1
@@ -195,6 +261,9 @@ class RoiDetector:
         self._since_full = 0
         self.full_searches += 1
         self._previous = self.inner.detect(image)
+        if self.tracker == "template" and self._previous:
+            gray = to_gray(image)
+            self._templates = [self._template(gray, d.box) for d in self._previous]
         return self._previous
 
 

@@ -1,4 +1,8 @@
-"""Detect node: faces in ``image_raw`` to ``faces`` (box, score and the 48x48 crop)."""
+"""Detect node: faces in ``image_mono`` to ``faces`` (box, score and the 48x48 crop).
+
+It reads ``image_mono`` (capture publishes it; a colour image works too, it is converted), so
+that the frame it needs costs a third of a bgr8 one to move between processes; with a camera
+driver, remap ``image_mono`` to the driver's image topic."""
 
 from __future__ import annotations
 
@@ -21,7 +25,7 @@ from moodstream_common.ros import (
 )
 from moodstream_interfaces.msg import DetectedFace, DetectedFaces
 
-from .detectors import Detection, DetectorError, RoiDetector, create_detector
+from .detectors import TRACKERS, Detection, DetectorError, RoiDetector, create_detector
 
 SPECS = {
     "detector": Spec("haar", "face detector: haar (OpenCV's cascade) or mtcnn, or one you register"),
@@ -30,8 +34,11 @@ SPECS = {
     "min_size": Spec(48, "smallest face side, in pixels of the full frame", 8, 4096),
     "downscale": Spec(0.6, "detect on a frame this much smaller, boxes mapped back", 0.1, 1.0),
     "min_confidence": Spec(0.9, "detectors with a score (mtcnn): drop faces below it", 0.0, 1.0),
-    "roi_refresh_frames": Spec(5, "full-frame search every N frames, around known faces in between (1: always full)",
+    "roi_refresh_frames": Spec(10, "full-frame search every N frames, known faces followed in between (1: always full)",
                                1, 1000),
+    "tracker": Spec("template", "how known faces are followed between full searches: template (matching each "
+                    "face's picture, a fraction of a millisecond) or detector (the detector in a window)",
+                    choices=TRACKERS),
     "max_faces": Spec(10, "keep the largest faces", 1, 100),
     "attach_crops": Spec(True, "put the 48x48 crop into each face, for a classifier in another process"),
     **INPUT_SPECS,
@@ -42,7 +49,7 @@ SPECS = {
 DEFAULTS = defaults(SPECS)
 #: Changing any of these rebuilds the detector.
 DETECTOR_PARAMS = {"detector", "scale_factor", "min_neighbors", "min_size", "downscale", "min_confidence",
-                   "roi_refresh_frames"}
+                   "roi_refresh_frames", "tracker"}
 
 
 def frame_of(msg: Image):
@@ -51,7 +58,7 @@ def frame_of(msg: Image):
 
 
 class DetectNode(StageNode):
-    """``image_raw`` in, ``faces`` out. configure builds the detector; activate subscribes."""
+    """``image_mono`` in, ``faces`` out. configure builds the detector; activate subscribes."""
 
     stage = "detect"
 
@@ -67,7 +74,7 @@ class DetectNode(StageNode):
         self.get_logger().info(f"detector {self.detector.name}, downscale {self.params['downscale']}")
 
     def start(self) -> None:
-        self.subscription = self.create_subscription(Image, "image_raw", self.on_image, input_qos(self.params))
+        self.subscription = self.create_subscription(Image, "image_mono", self.on_image, input_qos(self.params))
 
     def stop(self) -> None:
         if self.subscription is not None:
@@ -88,7 +95,7 @@ class DetectNode(StageNode):
                                        min_confidence=p["min_confidence"])
         except DetectorError as err:
             raise ParameterError(f"parameter {self.get_name()}.detector: {err}") from err
-        return RoiDetector(detector, refresh_frames=p["roi_refresh_frames"])
+        return RoiDetector(detector, refresh_frames=p["roi_refresh_frames"], tracker=p["tracker"])
 
     def on_parameters(self, names: set[str]) -> None:
         """Live changes, from the next frame on."""

@@ -54,7 +54,7 @@ class CountingDetector:
 
 def test_roi_detector_searches_around_known_faces_between_refreshes():
     inner = CountingDetector([Box(100, 100, 40, 40)])
-    roi = RoiDetector(inner, refresh_frames=3, margin=0.5)
+    roi = RoiDetector(inner, refresh_frames=3, margin=0.5, tracker="detector")
     gray = np.zeros((480, 640), np.uint8)
     first = roi.detect(gray)
     assert inner.calls[-1] == (480, 640) and first[0].box == Box(100, 100, 40, 40)
@@ -67,7 +67,7 @@ def test_roi_detector_searches_around_known_faces_between_refreshes():
 
 def test_roi_detector_keeps_to_the_window_when_the_face_is_found_there():
     inner = CountingDetector([Box(10, 10, 40, 40)])
-    roi = RoiDetector(inner, refresh_frames=3, margin=0.5)
+    roi = RoiDetector(inner, refresh_frames=3, margin=0.5, tracker="detector")
     gray = np.zeros((480, 640), np.uint8)
     roi.detect(gray)  # full frame: face at (10,10)
     found = roi.detect(gray)  # window (0,0)-(50,50) after clipping: the inner finds (10,10) again, offset by (0,0)
@@ -127,3 +127,37 @@ def test_the_shipped_cascade_is_opencvs():
 
     name = "haarcascade_frontalface_default.xml"
     assert (CASCADE_DIRS[0] / name).read_bytes() == (Path(data.haarcascades) / name).read_bytes()
+
+
+def test_template_tracker_follows_a_moving_face_between_full_searches():
+    import cv2
+
+    from moodstream_capture.synthetic import SyntheticScene
+    from moodstream_classify.tracking import iou
+
+    scene = SyntheticScene(640, 480, faces=1, seed=0)
+    frames = [cv2.cvtColor(scene.render(i), cv2.COLOR_BGR2GRAY) for i in range(30)]
+    haar = HaarDetector(1.2, 4, 48, 0.6)
+    roi = RoiDetector(HaarDetector(1.2, 4, 48, 0.6), refresh_frames=10, tracker="template")
+    overlaps = []
+    for gray in frames:
+        tracked = roi.detect(gray)
+        reference = haar.detect(gray)
+        assert len(tracked) == 1 and len(reference) == 1
+        overlaps.append(iou(tracked[0].box, reference[0].box))
+    assert roi.full_searches == 3  # frames 0, 10, 20: the rest were followed by template matching
+    assert min(overlaps) > 0.7, overlaps
+
+
+def test_template_tracker_gives_up_on_a_face_that_is_gone():
+    import cv2
+
+    from moodstream_capture.synthetic import SyntheticScene
+
+    gray = cv2.cvtColor(SyntheticScene(640, 480, faces=1, seed=0).render(0), cv2.COLOR_BGR2GRAY)
+    roi = RoiDetector(HaarDetector(1.2, 4, 48, 0.6), refresh_frames=10, tracker="template")
+    assert len(roi.detect(gray)) == 1
+    assert roi.detect(np.full_like(gray, 90)) == []  # a flat wall: no match, so a full search, which finds nothing
+    assert roi.full_searches == 2
+    with pytest.raises(DetectorError, match="tracker must be one of template, detector"):
+        RoiDetector(HaarDetector(), tracker="kalman")

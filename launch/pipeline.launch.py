@@ -1,4 +1,5 @@
-"""MoodStream pipeline: capture -> detect -> classify (-> bridge, console), one process per stage.
+"""MoodStream pipeline: capture -> detect -> classify (-> bridge, console): by default the three stages
+in one process (`pipeline_node`, frames handed over in-process), `composed:=false` one process each.
 
     ros2 launch moodstream pipeline.launch.py
     ros2 launch moodstream pipeline.launch.py source:=webcam device:=/dev/video0
@@ -20,6 +21,7 @@ parameters file and node parameters; its flags for these arguments are spelled d
     console:=true               always on (one line per change on stdout)
     bridge:=true|false          on with --mqtt / --influx; off otherwise
     rviz:=true                  --display (an OpenCV window)
+    composed:=true|false        always composed (one process)
 
 A stage that dies is started again after 2 s. Fast DDS gets MoodStream's shared-memory profile
 (FASTDDS_/FASTRTPS_DEFAULT_PROFILES_FILE) unless you set either variable yourself.
@@ -61,8 +63,13 @@ def generate_launch_description() -> LaunchDescription:
     params_file = LaunchConfiguration("params_file")
     source = LaunchConfiguration("source")
     image_topic = LaunchConfiguration("image_topic")
-    capturing = IfCondition(PythonExpression(["'", source, "' not in ('topic', 'openmv')"]))
-    on_host = IfCondition(PythonExpression(["'", source, "' != 'openmv'"]))
+    composed = LaunchConfiguration("composed")
+    capturing = IfCondition(PythonExpression(["'", source, "' not in ('topic', 'openmv') and '", composed,
+                                              "' != 'true'"]))
+    on_host = IfCondition(PythonExpression(["'", source, "' != 'openmv' and '", composed, "' != 'true'"]))
+    on_host_composed = IfCondition(PythonExpression(["'", source, "' != 'openmv' and '", composed, "' == 'true'"]))
+    composed_stages = PythonExpression(["'detect,classify' if '", source, "' == 'topic' "
+                                        "else 'capture,detect,classify'"])
     on_camera = IfCondition(PythonExpression(["'", source, "' == 'openmv'"]))
     image_remap = [("image_raw", image_topic)]
     # detect reads capture's image_mono, or with source:=topic the driver's image (colour is converted).
@@ -81,6 +88,9 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument("image_topic", default_value="image_raw",
                               description="image topic the detector reads (a camera driver's, with source:=topic)"),
         DeclareLaunchArgument("port", default_value="/dev/ttyACM0", description="the OpenMV camera's serial port"),
+        DeclareLaunchArgument("composed", default_value="true", choices=["true", "false"],
+                              description="capture, detect and classify in one process, frames handed over "
+                                          "in-process (false: a process per stage)"),
         DeclareLaunchArgument("console", default_value="false", choices=["true", "false"],
                               description="log each emotion change"),
         DeclareLaunchArgument("bridge", default_value="true", choices=["true", "false"],
@@ -103,6 +113,16 @@ def generate_launch_description() -> LaunchDescription:
         Node(
             package="moodstream_classify", executable="classify_node", name="classify", namespace=namespace,
             parameters=[params_file], remappings=image_remap, condition=on_host, output="screen", **RESPAWN,
+        ),
+        Node(
+            # The three stages in one process (the same nodes, names, parameters and topics).
+            package="moodstream", executable="pipeline_node", name=None, namespace=namespace,
+            arguments=["--stages", composed_stages],
+            parameters=[params_file, {"source": source,
+                                      "device": ParameterValue(LaunchConfiguration("device"), value_type=str),
+                                      "path": ParameterValue(LaunchConfiguration("path"), value_type=str)}],
+            remappings=[*image_remap, ("image_mono", detect_input)], condition=on_host_composed, output="screen",
+            **RESPAWN,
         ),
         Node(
             # The camera detects and classifies; this node publishes its results as emotions/emotion.

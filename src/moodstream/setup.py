@@ -20,5 +20,6 @@ setup(
     maintainer_email="maintainers@moodstream.dev",
     description="MoodStream bringup and runner.",
     license="Apache-2.0",
-    entry_points={"console_scripts": ["moodstream = moodstream.cli:main"]},
+    entry_points={"console_scripts": ["moodstream = moodstream.cli:main",
+                                      "pipeline_node = moodstream.pipeline_node:main"]},
 )

@@ -61,6 +61,12 @@ def test_emotion_reaches_an_outside_node_and_the_cli(workspace):
         echo = workspace.run("ros2", "topic", "echo", "/emotion", "--once", "--no-daemon", "--spin-time", "3",
                              "--timeout", "30", "--field", "face.smoothed_label")
         assert echo.stdout.split()[0] in LABELS, echo.stdout + echo.stderr
+        # The stages share one process (composed:=true, the default) and hand faces over in-process;
+        # the faces topic is still published to anyone who subscribes.
+        assert re.search(r"\[pipeline_node-\d+\]: process started", launch.output())
+        echo = workspace.run("ros2", "topic", "echo", "/faces", "--once", "--no-daemon", "--spin-time", "3",
+                             "--timeout", "30", "--field", "detector")
+        assert echo.stdout.split()[0] == "haar", echo.stdout + echo.stderr
     finally:
         outside.close()
         assert_clean_stop(launch)

@@ -6,9 +6,10 @@ camera rate, then as fast as they can:
 - the **naive loop** (MoodStream's original style, its own process): render, gray, Haar
   1.3/5/48 on the full frame, each face through the model;
 - the **in-process runner** (``moodstream run``): the real nodes in one process and executor;
-- the **launched graph**: ``capture_node``, ``detect_node`` and ``classify_node`` as separate
-  processes, the processes ``ros2 launch moodstream pipeline.launch.py bridge:=false`` starts,
-  with the same parameters.
+- the **launched graph**: the process ``ros2 launch moodstream pipeline.launch.py bridge:=false``
+  starts (``pipeline_node``: the three stages composed in one process), and with
+  ``composed:=false``, ``capture_node``, ``detect_node`` and ``classify_node`` as separate
+  processes; the same parameters.
 
 For each: CPU time per frame (per process for the graph, from /proc), frames per second at the
 fixed rate and at full speed, frame-to-``emotion`` latency p50/p95 (the frame's stamp to its
@@ -159,8 +160,9 @@ def runner(faces: int, fps: float, seconds: float, overrides: dict) -> dict:
 
 
 # -- the launched graph ----------------------------------------------------------------------------
-def graph(faces: int, fps: float, seconds: float, overrides: dict, log_dir: Path) -> dict:
-    """capture, detect and classify as separate processes (what the launch file starts)."""
+def graph(faces: int, fps: float, seconds: float, overrides: dict, log_dir: Path, composed: bool = True) -> dict:
+    """capture, detect and classify as ``pipeline.launch.py`` starts them: in one ``pipeline_node``
+    process (``composed:=true``, the default), or one process each (``composed:=false``)."""
     import rclpy
     import yaml
     from rclpy.context import Context
@@ -177,12 +179,14 @@ def graph(faces: int, fps: float, seconds: float, overrides: dict, log_dir: Path
     log_dir.mkdir(parents=True, exist_ok=True)
     context = Context()
     try:
-        for stage in STAGES:
-            params_file = log_dir / f"{stage}.yaml"
-            params_file.write_text(yaml.safe_dump({stage: {"ros__parameters": params.get(stage, {})}}))
-            args = [str(bin_dir / f"{stage}_node"), "--ros-args", "--params-file", str(params_file)]
-            with (log_dir / f"{stage}.log").open("w") as log:
-                procs[stage] = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+        params_file = log_dir / "params.yaml"
+        params_file.write_text(yaml.safe_dump({stage: {"ros__parameters": params.get(stage, {})} for stage in STAGES}))
+        commands = ({"pipeline": [str(bin_dir / "pipeline_node")]} if composed
+                    else {stage: [str(bin_dir / f"{stage}_node")] for stage in STAGES})
+        for name, command in commands.items():
+            with (log_dir / f"{name}.log").open("w") as log:
+                procs[name] = subprocess.Popen([*command, "--ros-args", "--params-file", str(params_file)],
+                                               stdout=log, stderr=subprocess.STDOUT)
         rclpy.init(context=context)
         executor = SingleThreadedExecutor(context=context)
         probe = Probe(context, executor)
@@ -192,7 +196,7 @@ def graph(faces: int, fps: float, seconds: float, overrides: dict, log_dir: Path
             executor.spin_once(timeout_sec=0.1)
             dead = [s for s, p in procs.items() if p.poll() is not None]
             if dead or time.monotonic() > deadline:
-                logs = "\n".join((log_dir / f"{s}.log").read_text()[-1500:] for s in STAGES)
+                logs = "\n".join((log_dir / f"{s}.log").read_text()[-1500:] for s in procs)
                 raise RuntimeError(f"the graph did not start ({', '.join(dead) or 'no emotion'}):\n{logs}")
         probe.start()
         cpu0 = {s: cpu_seconds(p.pid) for s, p in procs.items()}
@@ -254,10 +258,14 @@ def cmd_bench_graph(args: argparse.Namespace) -> int:
             f"runner @{args.fps:g}": lambda f=faces: runner(f, args.fps, args.seconds, overrides),
             f"launched graph @{args.fps:g}": lambda f=faces: graph(f, args.fps, args.seconds, overrides,
                                                                  log_dir / f"{f}face"),
+            f"graph, process per stage @{args.fps:g}": lambda f=faces: graph(
+                f, args.fps, args.seconds, overrides, log_dir / f"{f}face-split", composed=False),
             "naive loop, flat out": lambda f=faces: naive_in_child(f, None, args.seconds, model_path),
             "runner, flat out": lambda f=faces: runner(f, 240.0, args.seconds, overrides),
             "launched graph, flat out": lambda f=faces: graph(f, 240.0, args.seconds, overrides,
                                                             log_dir / f"{f}face-max"),
+            "graph, process per stage, flat out": lambda f=faces: graph(
+                f, 240.0, args.seconds, overrides, log_dir / f"{f}face-split-max", composed=False),
         }
         for name, run in runs.items():
             if args.only and not any(word in name for word in args.only):

@@ -27,6 +27,7 @@ from moodstream_classify.node import ClassifyNode
 from moodstream_common.environment import prepare_environment
 from moodstream_common.image_conv import image_to_numpy
 from moodstream_common.lifecycle import StageNode
+from moodstream_common.local_bus import share_stage_topics
 from moodstream_common.ros import IMAGE_QOS, RESULT_QOS, record_qos
 from moodstream_detect.node import DetectNode
 from moodstream_interfaces.msg import Emotion, EmotionArray
@@ -129,6 +130,7 @@ class Pipeline:
             self.console = self._add(ConsoleNode(sink=console_sink, parameter_overrides=params("console"), **common))
             self.bridge = self._add(BridgeNode(parameter_overrides=params("bridge"), **common)) if bridge else None
             self.observer = self._add(Observer(want_images, on_image, **common))
+            share_stage_topics(self.nodes)  # frames and faces go from stage to stage in-process
             for node in self.nodes:  # the lifecycle stages: configure and activate, as the launch file's do
                 if isinstance(node, StageNode) and node.params["autostart"]:
                     node.bring_up()

@@ -25,9 +25,9 @@ def arguments() -> dict[str, DeclareLaunchArgument]:
 
 def test_arguments_and_their_choices(arguments):
     assert set(arguments) == {"namespace", "params_file", "source", "device", "path", "image_topic", "port",
-                              "console", "bridge", "rviz"}
+                              "composed", "console", "bridge", "rviz"}
     assert arguments["source"].choices == ["synthetic", "webcam", "video", "images", "topic", "openmv"]
-    assert all(arguments[name].choices == ["true", "false"] for name in ("console", "bridge", "rviz"))
+    assert all(arguments[name].choices == ["true", "false"] for name in ("composed", "console", "bridge", "rviz"))
     assert all(a.description for a in arguments.values())
 
 

@@ -70,7 +70,7 @@ class CaptureNode(StageNode):
             self.calibration = load_calibration(p["camera_info_file"])
             self.info_publisher = self.create_publisher(CameraInfo, "camera_info", IMAGE_QOS)
         self.publisher = self.create_publisher(Image, "image_raw", IMAGE_QOS)
-        self.mono_publisher = self.create_publisher(Image, "image_mono", IMAGE_QOS)
+        self.mono_publisher = self.create_stage_publisher(Image, "image_mono", IMAGE_QOS)
 
     def start(self) -> None:
         self.finished, self._last_error, self._retry_at = False, "", 0.0
@@ -87,9 +87,11 @@ class CaptureNode(StageNode):
         self._opened = False
 
     def teardown(self) -> None:
-        for pub in (self.publisher, self.mono_publisher, self.info_publisher):
+        for pub in (self.publisher, self.info_publisher):
             if pub is not None:
                 self.destroy_publisher(pub)
+        if self.mono_publisher is not None:
+            self.mono_publisher.destroy()
         self.publisher = self.mono_publisher = self.info_publisher = None
         self._source = self.calibration = None
 

@@ -63,6 +63,9 @@ class ClassifyNode(StageNode):
         self.emotions_pub = self.emotion_pub = self.image_pub = None
         self.subscription = self._image_sub = self._annotation_timer = None
         self._frames: OrderedDict[tuple[int, int], Image] = OrderedDict()
+        # Results whose source frame has not arrived yet (composed with capture, faces come in-process
+        # before the colour frame comes through DDS).
+        self._pending: OrderedDict[tuple[int, int], tuple[DetectedFaces, FrameResult]] = OrderedDict()
 
     def setup(self) -> None:
         p = self.params
@@ -77,18 +80,21 @@ class ClassifyNode(StageNode):
                                f"labels {', '.join(self.model.labels)}")
 
     def start(self) -> None:
-        self.subscription = self.create_subscription(DetectedFaces, "faces", self.on_faces, input_qos(self.params))
+        self.subscription = self.create_stage_subscription(DetectedFaces, "faces", self.on_faces,
+                                                           input_qos(self.params))
         self._update_image_subscription()
         self._annotation_timer = self.create_timer(0.5, self._update_image_subscription)
 
     def stop(self) -> None:
-        for sub in (self.subscription, self._image_sub):
-            if sub is not None:
-                self.destroy_subscription(sub)
+        if self.subscription is not None:
+            self.destroy_stage_subscription(self.subscription)
+        if self._image_sub is not None:
+            self.destroy_subscription(self._image_sub)
         if self._annotation_timer is not None:
             self.destroy_timer(self._annotation_timer)
         self.subscription = self._image_sub = self._annotation_timer = None
         self._frames.clear()
+        self._pending.clear()
 
     def teardown(self) -> None:
         for pub in (self.emotions_pub, self.emotion_pub, self.image_pub):
@@ -120,16 +126,29 @@ class ClassifyNode(StageNode):
             self.destroy_subscription(self._image_sub)
             self._image_sub = None
             self._frames.clear()
+            self._pending.clear()
 
     def _on_frame(self, msg: Image) -> None:
-        self._frames[(msg.header.stamp.sec, msg.header.stamp.nanosec)] = msg
+        stamp = (msg.header.stamp.sec, msg.header.stamp.nanosec)
+        waiting = self._pending.pop(stamp, None)
+        if waiting is not None:
+            self._draw(msg, *waiting)
+            return
+        self._frames[stamp] = msg
         while len(self._frames) > self.params["frame_buffer"]:
             self._frames.popitem(last=False)
 
     def _publish_annotated(self, faces: DetectedFaces, result: FrameResult) -> None:
-        frame = self._frames.get((faces.header.stamp.sec, faces.header.stamp.nanosec))
+        stamp = (faces.header.stamp.sec, faces.header.stamp.nanosec)
+        frame = self._frames.pop(stamp, None)
         if frame is None:
+            self._pending[stamp] = (faces, result)
+            while len(self._pending) > self.params["frame_buffer"]:
+                self._pending.popitem(last=False)
             return
+        self._draw(frame, faces, result)
+
+    def _draw(self, frame: Image, faces: DetectedFaces, result: FrameResult) -> None:
         try:
             image = image_to_bgr(frame)
         except ImageFormatError:

@@ -23,6 +23,7 @@ from typing import Any
 from diagnostic_msgs.msg import DiagnosticStatus
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 
+from .local_bus import LocalBus, LocalSubscription, StagePublisher
 from .parameters import Spec
 from .ros import DiagnosticsPublisher, declare_parameters, diagnostic_status
 from .stats import StageStats
@@ -68,6 +69,24 @@ class StageNode(LifecycleNode):
 
     def on_parameters(self, names: set[str]) -> None:
         """Apply live parameter changes (see declare_parameters)."""
+
+    # -- stage-to-stage topics: in-process when the stages share a process (local_bus) -----------
+    def create_stage_publisher(self, msg_type, topic: str, qos) -> StagePublisher:
+        return StagePublisher(self, msg_type, topic, qos)
+
+    def create_stage_subscription(self, msg_type, topic: str, callback, qos):
+        """A DDS subscription, or the in-process one when this process shares the topic."""
+        bus = LocalBus.of(self.context)
+        resolved = self.resolve_topic_name(topic)
+        if bus.is_local(resolved):
+            return bus.subscribe(resolved, callback)
+        return self.create_subscription(msg_type, topic, callback, qos)
+
+    def destroy_stage_subscription(self, subscription) -> None:
+        if isinstance(subscription, LocalSubscription):
+            subscription.bus.unsubscribe(subscription)
+        else:
+            self.destroy_subscription(subscription)
 
     # -- the state machine -------------------------------------------------------------------------
     @property

@@ -180,7 +180,15 @@ def _ignore_stop_signals() -> None:
 
 
 def run_node(factory, args: list[str] | None = None) -> None:
-    """Entry point of a node executable: start, spin until shut down, clean up.
+    """Entry point of a node executable: start, spin until shut down, clean up (see :func:`run_nodes`)."""
+    run_nodes([factory], args)
+
+
+def run_nodes(factories, args: list[str] | None = None, compose: Callable[[list], None] | None = None) -> None:
+    """Entry point of an executable of one or more nodes: start, spin until shut down, clean up.
+
+    ``compose``, given the nodes once they exist and before they are brought up, may connect
+    them in-process (:mod:`.local_bus`).
 
     A node that cannot start (missing model, bad parameter) logs one clear line and exits with
     status 1 instead of a traceback, so that a supervisor does not see a crash loop. A signal
@@ -192,15 +200,19 @@ def run_node(factory, args: list[str] | None = None) -> None:
     import traceback
 
     import rclpy
-    from rclpy.executors import ExternalShutdownException
+    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 
     logger = rclpy.logging.get_logger("moodstream")
     prepare_environment()
     rclpy.init(args=args)
+    nodes: list = []
     try:
-        node = factory()
-        if getattr(node, "params", {}).get("autostart") and hasattr(node, "bring_up"):
-            node.bring_up()  # a lifecycle stage: configure and activate, unless a manager will
+        nodes.extend(factory() for factory in factories)
+        if compose is not None:
+            compose(nodes)
+        for node in nodes:
+            if getattr(node, "params", {}).get("autostart") and hasattr(node, "bring_up"):
+                node.bring_up()  # a lifecycle stage: configure and activate, unless a manager will
     except KeyboardInterrupt:  # stopped while starting (loading the model, opening the camera)
         _ignore_stop_signals()
         rclpy.try_shutdown()
@@ -213,22 +225,28 @@ def run_node(factory, args: list[str] | None = None) -> None:
         rclpy.try_shutdown()
         raise SystemExit(2 if isinstance(err, ParameterError) else 1) from None
     failed = False
+    executor = SingleThreadedExecutor()
+    for node in nodes:
+        executor.add_node(node)
     try:
-        rclpy.spin(node)
+        executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except Exception as err:
         if rclpy.ok():
             failed = True
-            logger.fatal(f"{node.get_name()} stopped on an error: {traceback.format_exc()}")
+            logger.fatal(f"{', '.join(n.get_name() for n in nodes)} stopped on an error: {traceback.format_exc()}")
         else:
             logger.debug(f"ignored while shutting down: {type(err).__name__}: {err}")
     finally:
         _ignore_stop_signals()
-        try:
-            node.destroy_node()
-        except (Exception, KeyboardInterrupt) as err:
-            logger.debug(f"ignored while destroying the node: {type(err).__name__}: {err}")
+        for node in reversed(nodes):  # the consumers first, so that no stage publishes into a dead one
+            try:
+                node.destroy_node()
+            except (Exception, KeyboardInterrupt) as err:
+                logger.debug(f"ignored while destroying the node: {type(err).__name__}: {err}")
+        with contextlib.suppress(Exception, KeyboardInterrupt):
+            executor.shutdown(timeout_sec=1.0)
         with contextlib.suppress(KeyboardInterrupt):
             rclpy.try_shutdown()
         _ignore_stop_signals()  # rclpy's shutdown puts Python's handlers back

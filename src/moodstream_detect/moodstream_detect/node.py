@@ -70,20 +70,20 @@ class DetectNode(StageNode):
 
     def setup(self) -> None:
         self.detector = self._build_detector()
-        self.publisher = self.create_publisher(DetectedFaces, "faces", RESULT_QOS)
+        self.publisher = self.create_stage_publisher(DetectedFaces, "faces", RESULT_QOS)
         self.get_logger().info(f"detector {self.detector.name}, downscale {self.params['downscale']}")
 
     def start(self) -> None:
-        self.subscription = self.create_subscription(Image, "image_mono", self.on_image, input_qos(self.params))
+        self.subscription = self.create_stage_subscription(Image, "image_mono", self.on_image, input_qos(self.params))
 
     def stop(self) -> None:
         if self.subscription is not None:
-            self.destroy_subscription(self.subscription)
+            self.destroy_stage_subscription(self.subscription)
             self.subscription = None
 
     def teardown(self) -> None:
         if self.publisher is not None:
-            self.destroy_publisher(self.publisher)
+            self.publisher.destroy()
             self.publisher = None
         self.detector = None
 

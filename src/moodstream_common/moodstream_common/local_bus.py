@@ -1,0 +1,115 @@
+"""In-process delivery between stages composed in one process (rclpy has no intra-process
+communication: every message, even to a node of the same process, is serialised and copied).
+
+When capture, detect and classify run in one process (``pipeline_node``, the runner), the
+process marks the topics that one of its stages publishes and another consumes as *local*
+(:meth:`LocalBus.share`). A stage's subscription to a local topic then takes the publishing
+stage's message object directly, in the same callback, with no serialisation and no copy; the
+publisher still publishes through DDS, for anyone else, but only while someone else subscribes
+(``get_subscription_count()`` counts only DDS subscriptions, and the local stage has none).
+Everything else (emotions, diagnostics, parameters, lifecycle) stays on DDS.
+
+Delivery is synchronous: a frame goes from capture through detect to classify in one call, the
+way the naive loop does it, and a slow stage delays the next frame instead of queueing it (the
+newest-frame behaviour of the separate processes' depth-1 input).
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable, Iterable
+from typing import Any
+
+_BUSES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+class LocalSubscription:
+    """A stage's subscription to a local topic (the handle to pass back to unsubscribe)."""
+
+    def __init__(self, bus: LocalBus, topic: str, callback: Callable[[Any], None]) -> None:
+        self.bus, self.topic, self.callback = bus, topic, callback
+
+    @property
+    def topic_name(self) -> str:
+        return self.topic
+
+
+class LocalBus:
+    """The local topics of one rclpy context and their subscribers."""
+
+    def __init__(self) -> None:
+        self.topics: set[str] = set()
+        self._subscribers: dict[str, list[LocalSubscription]] = {}
+        self.delivered = 0
+
+    @classmethod
+    def of(cls, context) -> LocalBus:
+        bus = _BUSES.get(context)
+        if bus is None:
+            bus = _BUSES[context] = cls()
+        return bus
+
+    def share(self, topics: Iterable[str]) -> None:
+        """Fully qualified topic names (``/ns/faces``) to deliver in-process from now on."""
+        self.topics.update(topics)
+
+    def is_local(self, topic: str) -> bool:
+        return topic in self.topics
+
+    def subscribe(self, topic: str, callback: Callable[[Any], None]) -> LocalSubscription:
+        sub = LocalSubscription(self, topic, callback)
+        self._subscribers.setdefault(topic, []).append(sub)
+        return sub
+
+    def unsubscribe(self, sub: LocalSubscription) -> None:
+        subs = self._subscribers.get(sub.topic, [])
+        if sub in subs:
+            subs.remove(sub)
+
+    def subscribers(self, topic: str) -> int:
+        return len(self._subscribers.get(topic, ()))
+
+    def deliver(self, topic: str, msg: Any) -> int:
+        """Hand ``msg`` to every local subscriber of ``topic``; how many took it."""
+        subs = list(self._subscribers.get(topic, ()))
+        for sub in subs:
+            sub.callback(msg)
+        self.delivered += len(subs)
+        return len(subs)
+
+
+class StagePublisher:
+    """A publisher that hands its messages to local subscribers first, then to DDS while anyone
+    there subscribes."""
+
+    def __init__(self, node, msg_type, topic: str, qos) -> None:
+        self.dds = node.create_publisher(msg_type, topic, qos)
+        self.topic = self.dds.topic_name
+        self.bus = LocalBus.of(node.context)
+        self.node = node
+
+    def publish(self, msg) -> None:
+        self.bus.deliver(self.topic, msg)
+        if self.dds.get_subscription_count():
+            self.dds.publish(msg)
+
+    def get_subscription_count(self) -> int:
+        return self.dds.get_subscription_count() + self.bus.subscribers(self.topic)
+
+    def destroy(self) -> None:
+        self.node.destroy_publisher(self.dds)
+
+
+def share_stage_topics(nodes) -> list[str]:
+    """Mark as local each stage-to-stage topic that one of ``nodes`` publishes and another reads
+    (capture's ``image_mono`` to detect, detect's ``faces`` to classify), when both resolve it to
+    the same name; returns the topics shared."""
+    by_stage = {getattr(node, "stage", ""): node for node in nodes}
+    shared = []
+    for producer, consumer, topic in (("capture", "detect", "image_mono"), ("detect", "classify", "faces")):
+        a, b = by_stage.get(producer), by_stage.get(consumer)
+        if a is not None and b is not None and a.resolve_topic_name(topic) == b.resolve_topic_name(topic):
+            shared.append(a.resolve_topic_name(topic))
+    if shared:
+        LocalBus.of(nodes[0].context).share(shared)
+    return shared

@@ -89,7 +89,8 @@ def run_naive(clip: Path, model_path: Path) -> dict:
 
 
 def run_pipeline(clip: Path, model_path: Path | None, overrides: dict, in_flight: int = 1) -> dict:
-    """The real nodes (detect, classify) in one executor, fed from the clip through ``image_raw``.
+    """The real nodes (detect, classify) in one executor, fed from the clip through ``image_mono``
+    (detect's input; the feeder sends the decoded colour frame, as a camera driver would).
 
     ``in_flight`` frames travel through the graph at once (1: no queueing in the latency).
     """
@@ -121,7 +122,7 @@ def run_pipeline(clip: Path, model_path: Path | None, overrides: dict, in_flight
     class Feeder(Node):
         def __init__(self) -> None:
             super().__init__("bench_feeder", context=context)
-            self.pub = self.create_publisher(Image, "image_raw", IMAGE_QOS)
+            self.pub = self.create_publisher(Image, "image_mono", IMAGE_QOS)
             self.create_subscription(Emotion, "emotion", self.on_emotion, RESULT_QOS)
             self.cap = cv2.VideoCapture(str(clip))
             self.capture_times: list[float] = []

@@ -39,14 +39,14 @@ def metrics(cm: np.ndarray) -> dict:
 
 
 def predict_all(model: EmotionModel, images: np.ndarray, batch: int = 64) -> np.ndarray:
-    out = [model.predict(to_model_input(images[i : i + batch])) for i in range(0, len(images), batch)]
+    out = [model.predict_faces(images[i : i + batch]) for i in range(0, len(images), batch)]
     return np.concatenate(out)
 
 
 def face_latency_ms(model_path: Path, face: np.ndarray, runs: int = 300) -> tuple[float, float]:
     """p50 and p95 of one face through a single-threaded interpreter."""
     model = EmotionModel(model_path, num_threads=1)
-    x = to_model_input([face])
+    x = to_model_input([face], model.preprocess)
     for _ in range(20):
         model.predict(x)
     times = []

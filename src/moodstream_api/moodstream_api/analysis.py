@@ -17,7 +17,7 @@ import numpy as np
 
 from moodstream_classify.model import EmotionModel
 from moodstream_classify.moods import MOODS, to_moods
-from moodstream_common.preprocess import Box, crop_face, to_gray, to_model_input
+from moodstream_common.preprocess import Box, crop_face, to_gray
 from moodstream_detect.detectors import FaceDetector, available_detectors, create_detector
 
 
@@ -136,7 +136,7 @@ class ImageAnalyzer:
         found = sorted(det.detect(gray if det.gray_input else image), key=lambda d: d.box.area, reverse=True)
         if not found:
             return []
-        probs = self.model.predict(to_model_input([crop_face(gray, d.box) for d in found]))
+        probs = self.model.predict_faces([crop_face(gray, d.box) for d in found])
         moods = to_moods(probs, self.model.labels)
         labels = self.model.labels
         out = []

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from moodstream_common.parameters import Spec, defaults
-from moodstream_common.preprocess import Box, to_model_input
+from moodstream_common.preprocess import Box
 
 from .model import EmotionModel
 from .primary import PrimaryFaceSelector
@@ -81,7 +81,7 @@ class EmotionEstimator:
         """``crops``: uint8 48x48 faces, one per box. All faces go to the model in one batch."""
         if not (len(boxes) == len(scores) == len(crops)):
             raise ValueError("boxes, scores and crops must have the same length")
-        return self.update(boxes, scores, self.model.predict(to_model_input(crops)))
+        return self.update(boxes, scores, self.model.predict_faces(crops))
 
     def update(self, boxes: Sequence[Box], scores: Sequence[float], probs: np.ndarray) -> FrameResult:
         """Tracking, smoothing and the primary face for faces already classified (by this model, or

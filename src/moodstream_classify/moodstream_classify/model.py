@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from moodstream_common.preprocess import FACE_SIZE
+from moodstream_common.preprocess import FACE_SIZE, LEGACY_PREPROCESSING, PREPROCESSINGS, to_model_input
 
 EXPECTED_INPUT = f"float32 input of shape (N,{FACE_SIZE},{FACE_SIZE},1)"
 #: ``runtime`` parameter values: auto takes TFLite where it imports, else the .onnx beside the model.
@@ -115,6 +115,28 @@ def read_metadata(model_path: Path, labels_path: Path | None = None) -> dict:
     )
 
 
+def temperature_of(meta: dict, model_path: Path) -> float:
+    """The temperature in a model's JSON (``"confidence_calibration": {"temperature": T}``), else 1."""
+    calibration = meta.get("confidence_calibration")
+    if calibration is None:
+        return 1.0
+    value = calibration.get("temperature") if isinstance(calibration, dict) else None
+    if not isinstance(value, (int, float)) or not 0.05 <= value <= 20:
+        raise ModelError(f"{model_path.with_suffix('.json')}: confidence_calibration.temperature must be a number in "
+                         f"[0.05, 20], got {value!r}")
+    return float(value)
+
+
+def apply_temperature(probabilities: np.ndarray, temperature: float) -> np.ndarray:
+    """Temperature scaling of softmax outputs: softmax(log(p) / T), rows summing to 1."""
+    if temperature == 1.0:
+        return probabilities
+    logits = np.log(np.clip(probabilities, 1e-12, 1.0)) / temperature
+    logits -= logits.max(axis=-1, keepdims=True)
+    scaled = np.exp(logits)
+    return (scaled / scaled.sum(axis=-1, keepdims=True)).astype(np.float32)
+
+
 class EmotionModel:
     """Runs the emotion model (TFLite or ONNX) on batches of preprocessed faces.
 
@@ -133,6 +155,12 @@ class EmotionModel:
         self.labels: list[str] = meta["labels"]
         self.name = str(meta.get("name", self.path.stem))
         self.version = str(meta.get("version", "unknown"))
+        self.preprocess = str(meta.get("preprocess", LEGACY_PREPROCESSING))
+        if self.preprocess not in PREPROCESSINGS:
+            raise ModelError(f"{self.path.with_suffix('.json')} asks for the preprocessing {self.preprocess!r}, which "
+                             f"this MoodStream does not implement (it knows {', '.join(PREPROCESSINGS)}): update "
+                             "MoodStream, or use a model made for it")
+        self.temperature = temperature_of(meta, self.path)
         self._num_threads = max(1, num_threads)
         self._lock = threading.Lock()
         if self.runtime == "onnx":
@@ -215,8 +243,18 @@ class EmotionModel:
             return ((out.astype(np.float32) - zero) * scale).astype(np.float32)
         return out.copy()
 
-    def predict(self, batch: np.ndarray) -> np.ndarray:
-        """Probabilities (N, labels) for a float32 (N,48,48,1) batch in [0,1]; all faces in one call."""
+    def predict_faces(self, crops) -> np.ndarray:
+        """Calibrated probabilities (N, labels) of 48x48 uint8 face crops, preprocessed the way the
+        model's JSON says: what every MoodStream path that classifies a face calls."""
+        return self.predict(to_model_input(crops, self.preprocess))
+
+    def predict(self, batch: np.ndarray, calibrated: bool = True) -> np.ndarray:
+        """Probabilities (N, labels) for a float32 (N,48,48,1) batch in [0,1]; all faces in one call.
+        ``calibrated``: with the temperature of the model's JSON (False: the network's own softmax)."""
+        raw = self._predict_raw(batch)
+        return apply_temperature(raw, self.temperature) if calibrated else raw
+
+    def _predict_raw(self, batch: np.ndarray) -> np.ndarray:
         batch = np.ascontiguousarray(batch, dtype=np.float32)
         if batch.ndim != 4 or batch.shape[1:] != (FACE_SIZE, FACE_SIZE, 1):
             raise ValueError(f"model input must be (N,{FACE_SIZE},{FACE_SIZE},1), got {batch.shape}")

@@ -47,7 +47,7 @@ def test_probabilities_and_batching(model):
 def test_tflite_matches_the_training_framework(model, models_dir):
     """``export.py`` recorded PyTorch's outputs for fixed inputs when it wrote the model."""
     ref = np.load(models_dir / "emotion_reference.npz")
-    got = model.predict(to_model_input(list(ref["images"])))
+    got = model.predict(to_model_input(list(ref["images"])), calibrated=False)  # the network's own softmax
     diff = np.abs(got - ref["torch_probs"]).max()
     assert diff < 0.01, f"max |tflite - torch| = {diff}"
     assert (got.argmax(1) == ref["torch_probs"].argmax(1)).mean() >= 0.95
@@ -141,3 +141,33 @@ def test_corrupt_onnx_model(tmp_path, models_dir):
     shutil.copy(models_dir / "emotion.json", tmp_path / "emotion.json")
     with pytest.raises(ModelError, match="is not a loadable ONNX model"):
         EmotionModel(bad)
+
+
+def test_the_model_json_names_its_preprocessing_and_calibration(tmp_path, models_dir):
+    """The contract of issue 14: the JSON says how faces are prepared and how confident the model
+    is; every path uses them, and a model asking for something unknown is refused."""
+    import json
+    import shutil
+
+    from moodstream_classify.model import apply_temperature
+
+    model = EmotionModel(models_dir / "emotion.tflite")
+    assert model.preprocess == "gray48-equalize-unit" and 0.5 < model.temperature < 2.0
+    rng = np.random.default_rng(0)
+    crops = [rng.integers(60, 180, (48, 48), dtype=np.uint8) for _ in range(3)]  # low contrast, like a raw crop
+    equalized = to_model_input(crops, "gray48-equalize-unit")
+    assert equalized.min() == 0.0 and equalized.max() == 1.0  # stretched as FER2013's faces are
+    raw = model.predict(equalized, calibrated=False)
+    assert np.allclose(model.predict_faces(crops), apply_temperature(raw, model.temperature), atol=1e-6)
+    assert np.array_equal(model.predict_faces(crops).argmax(1), raw.argmax(1))  # calibration keeps the ranking
+
+    for key, value, message in (("preprocess", "gray64-clahe", "does not implement"),
+                                ("confidence_calibration", {"temperature": -1}, "must be a number")):
+        folder = tmp_path / key
+        folder.mkdir()
+        shutil.copy(models_dir / "emotion.tflite", folder / "emotion.tflite")
+        meta = json.loads((models_dir / "emotion.json").read_text())
+        meta[key] = value
+        (folder / "emotion.json").write_text(json.dumps(meta))
+        with pytest.raises(ModelError, match=message):
+            EmotionModel(folder / "emotion.tflite")

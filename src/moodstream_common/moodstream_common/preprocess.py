@@ -1,4 +1,10 @@
-"""Face preprocessing as MoodStream defines it: crop -> 48x48 gray -> float32 [0,1] -> (N,48,48,1)."""
+"""Face preprocessing as MoodStream defines it: crop -> 48x48 gray -> (equalized) -> float32 [0,1] -> (N,48,48,1).
+
+A model's JSON names the preprocessing it was trained with (``"preprocess"``); every path that
+feeds a model (the classify node, the API, ``evaluate``, the benchmarks) goes through
+:func:`to_model_input` with that name, and a model asking for one not listed in
+:data:`PREPROCESSINGS` is refused.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,12 @@ import cv2
 import numpy as np
 
 FACE_SIZE = 48
+#: ``gray48-unit``: the 48x48 uint8 crop scaled to [0, 1]. ``gray48-equalize-unit``: histogram-
+#: equalized first (``cv2.equalizeHist``), as every FER2013 image the models learned from is;
+#: the OpenMV firmware does the same with ``histeq()``.
+PREPROCESSINGS = ("gray48-unit", "gray48-equalize-unit")
+#: What a model whose JSON names no preprocessing gets (the models made before the contract).
+LEGACY_PREPROCESSING = "gray48-unit"
 
 
 @dataclass(frozen=True)
@@ -56,11 +68,18 @@ def crop_face(gray: np.ndarray, box: Box, size: int = FACE_SIZE) -> np.ndarray:
     return cv2.resize(crop, (size, size), interpolation=interpolation)
 
 
-def to_model_input(crops: Sequence[np.ndarray]) -> np.ndarray:
-    """Stack uint8 48x48 crops into the model's float32 (N,48,48,1) batch in [0,1]."""
+def to_model_input(crops: Sequence[np.ndarray], preprocess: str = LEGACY_PREPROCESSING) -> np.ndarray:
+    """Stack uint8 48x48 crops into the model's float32 (N,48,48,1) batch in [0,1], the way
+    ``preprocess`` (one of :data:`PREPROCESSINGS`) says."""
+    if preprocess not in PREPROCESSINGS:
+        raise ValueError(f"unknown preprocessing {preprocess!r}; known: {', '.join(PREPROCESSINGS)}")
     if len(crops) == 0:
         return np.zeros((0, FACE_SIZE, FACE_SIZE, 1), dtype=np.float32)
     batch = np.stack([np.asarray(c) for c in crops])
     if batch.shape[1:] != (FACE_SIZE, FACE_SIZE):
         raise ValueError(f"face crops must be {FACE_SIZE}x{FACE_SIZE}, got {batch.shape[1:]}")
+    if batch.dtype != np.uint8:
+        raise ValueError(f"face crops must be uint8, got {batch.dtype}")
+    if preprocess == "gray48-equalize-unit":
+        batch = np.stack([cv2.equalizeHist(c) for c in batch])
     return (batch.astype(np.float32) / 255.0)[..., np.newaxis]

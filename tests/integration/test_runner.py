@@ -106,8 +106,8 @@ def test_a_corrupt_history_does_not_stop_the_runner(tmp_path):
     state = tmp_path / "state" / "moodstream"
     state.mkdir(parents=True)
     (state / "history.db").write_bytes(b"\x00garbage" * 512)
-    out = subprocess.run([MOODSTREAM, "run", "--duration", "3"], capture_output=True, text=True, timeout=120,
-                         env={**os.environ, "XDG_STATE_HOME": str(tmp_path / "state")})
+    out = subprocess.run([MOODSTREAM, "run", "--duration", "3", "--history"], capture_output=True, text=True,
+                         timeout=120, env={**os.environ, "XDG_STATE_HOME": str(tmp_path / "state")})
     assert out.returncode == 0, out.stderr[-3000:]
     assert "Traceback" not in out.stderr and "is not a usable database" in out.stderr
     assert [p.name.startswith("history.db.corrupt-") for p in state.iterdir()].count(True) == 1
@@ -136,3 +136,24 @@ def test_the_benchmarks_run_and_report(tmp_path):
     for run in runs.values():
         assert run["frames"] > 0 and run["cpu_ms_per_frame"]["total"] > 0 and run["faces_per_frame"] > 0.5
     assert set(runs["1 face(s), launched graph @30"]["cpu_ms_per_frame"]) == {"pipeline", "total"}
+
+
+def test_nothing_is_written_to_disk_unless_asked(tmp_path):
+    """Issue 15, defaults that keep nothing: a plain run records no mood history; --history does,
+    private to the user, and says where."""
+    import os
+    import stat
+
+    env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state")}
+    out = subprocess.run([MOODSTREAM, "run", "--duration", "4"], capture_output=True, text=True, timeout=120,
+                         env=env, cwd=tmp_path)
+    assert out.returncode == 0 and "face #1" in out.stdout, out.stderr[-3000:]
+    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert written == [], written
+    assert "recording the mood history" not in out.stderr
+    out = subprocess.run([MOODSTREAM, "run", "--duration", "4", "--history"], capture_output=True, text=True,
+                         timeout=120, env=env, cwd=tmp_path)
+    history = tmp_path / "state" / "moodstream" / "history.db"
+    assert out.returncode == 0 and f"recording the mood history in {history}" in out.stderr, out.stderr[-3000:]
+    assert stat.S_IMODE(history.stat().st_mode) == 0o600
+    assert stat.S_IMODE(history.parent.stat().st_mode) == 0o700

@@ -74,7 +74,7 @@ def test_layers_params_file_then_flags_then_p(tmp_path):
     ("capture.width=0", "capture.width must be an integer from 16 to 8192"),
     ("classify.smoothing=bogus", "classify.smoothing must be one of ema, window, none, got 'bogus'"),
     ("classify.smoothing_alpha=2", "classify.smoothing_alpha must be a number from 0.01 to 1, got 2.0"),
-    ("bridge.history=bogus", "bridge.history must be one of auto, always, never"),
+    ("bridge.history=bogus", "bridge.history must be one of never, always, auto"),
     ("detect.max_faces=-1", "detect.max_faces must be an integer from 1 to 100, got -1"),
     ("bridge.outbox_max_messages=0", "bridge.outbox_max_messages must be an integer from 1 to"),
 ])

@@ -73,6 +73,8 @@ def add_pipeline_args(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--detector", help="detect.detector")
     ap.add_argument("--model", help="classify.model_path")
     ap.add_argument("--duration", type=positive_seconds, help="stop after this many seconds")
+    ap.add_argument("--history", action="store_true",
+                    help="record the local mood history on disk (bridge.history=always; off by default)")
     add_bridge_args(ap)
 
 
@@ -104,6 +106,7 @@ def flag_overrides(args: argparse.Namespace, bridge_only: bool = False) -> Overr
         ("bridge", "robot_id"): args.robot_id, ("bridge", "camera_id"): args.camera_id,
         ("bridge", "influx_url"): args.influx, ("bridge", "influx_api"): args.influx_api,
         ("bridge", "influx_credentials_file"): args.influx_credentials,
+        ("bridge", "history"): "always" if args.history else None,
     }
     out: Overrides = {}
     for (node, name), value in flags.items():
@@ -140,7 +143,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                     f"instead of opencv-python-headless): {err}"
                 ) from None
 
-    # The bridge always runs: it relays to --mqtt, or records the local mood history.
+    # The bridge always runs: it relays to --mqtt / --influx, and records the history with --history.
     pipeline = Pipeline(overrides, image_topic=topic, openmv=args.source[0] == "openmv", bridge=True,
                         namespace=args.namespace, console_sink=print, want_images=args.display, on_image=display)
     try:

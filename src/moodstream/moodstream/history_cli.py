@@ -76,8 +76,9 @@ def cmd_history(args: argparse.Namespace) -> int:
     since, until = parse_time(args.since, now), parse_time(args.until, now) if args.until else now
     db = Path(args.db) if args.db else STATE_DIR / "history.db"
     if not db.is_file():
-        raise SystemExit(f"moodstream: no mood history at {db} (the bridge writes it; --db to choose another file)")
-    history = History(db, retention_days=1e6)
+        raise SystemExit(f"moodstream: no mood history at {db} (the bridge writes it when asked: `moodstream run "
+                         "--history` or bridge.history: always; --db to choose another file)")
+    history = History(db)  # a reader: deletes nothing
     try:
         rows = history.rows(int(since.timestamp() * 1e9), int(until.timestamp() * 1e9))
     finally:

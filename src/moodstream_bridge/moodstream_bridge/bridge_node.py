@@ -1,5 +1,5 @@
-"""Bridge node: relays ``emotions`` to MQTT and InfluxDB, and records the mood history (SQLite)
-when neither is configured (or always, with ``history: always``)."""
+"""Bridge node: relays ``emotions`` to MQTT and InfluxDB, and records the local mood history
+(SQLite) only when the operator asks for it (``history: always``, the runner's ``--history``)."""
 
 from __future__ import annotations
 
@@ -48,8 +48,8 @@ SPECS = {
     "outbox_max_messages": _restart(100000, "messages the outbox keeps while the broker is away", 1, 10**9),
     "on_change": Spec(True, "relay a face when its smoothed label changes ..."),
     "max_per_second": Spec(1.0, "... and at most this often per face (0: no cap)", 0.0, 1000.0),
-    "history": _restart("auto", "the local mood history: auto (when neither MQTT nor InfluxDB is set), always, never",
-                        choices=("auto", "always", "never")),
+    "history": _restart("never", "the local mood history: never (nothing on disk), always, or auto (when neither "
+                        "MQTT nor InfluxDB is set)", choices=("never", "always", "auto")),
     "history_db": _restart("", "history file (empty: $XDG_STATE_HOME/moodstream/history.db)"),
     "history_retention_days": _restart(30.0, "days of history kept", 0.01, 36500.0),
     "queue_depth": _restart(100, "emotion arrays the subscription holds while the bridge catches up", 1, 10000),

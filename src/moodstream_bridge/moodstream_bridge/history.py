@@ -30,13 +30,18 @@ def _init(db: sqlite3.Connection) -> None:
 
 
 class History:
-    def __init__(self, path: str | Path, retention_days: float = 30.0, clock=time.time_ns) -> None:
+    def __init__(self, path: str | Path, retention_days: float | None = None, clock=time.time_ns) -> None:
+        """``retention_days``: the writer's retention, enforced at open and every minute while
+        recording; None for a reader (``moodstream history``), which never deletes."""
         self.path = Path(path).expanduser()
-        self.retention_ns = int(retention_days * 86400e9)
+        self.retention_ns = None if retention_days is None else int(retention_days * 86400e9)
         self._lock = threading.Lock()
         self._db, self.recovered_from = open_database(self.path, _init)
         self._clock = clock
         self._last_prune = 0.0
+        if self.retention_ns is not None:
+            with self._lock:
+                self.prune()  # what outlived the retention while nothing ran goes at once
 
     def add(self, record: EmotionRecord) -> None:
         with self._lock:
@@ -45,11 +50,13 @@ class History:
                 (record.stamp_ns, record.robot, record.camera, record.source, record.track_id, record.label,
                  record.confidence, record.smoothed_label, record.smoothed_confidence, record.mood,
                  record.smoothed_mood))
-            if time.monotonic() - self._last_prune > 60:
+            if self.retention_ns is not None and time.monotonic() - self._last_prune > 60:
                 self.prune()
 
     def prune(self, now_ns: int | None = None) -> int:
         """Delete records older than the retention; returns how many."""
+        if self.retention_ns is None:
+            raise ValueError("this history was opened for reading (no retention): it deletes nothing")
         now_ns = now_ns if now_ns is not None else self._clock()
         cur = self._db.execute("DELETE FROM emotions WHERE stamp_ns < ?", (now_ns - self.retention_ns,))
         self._last_prune = time.monotonic()

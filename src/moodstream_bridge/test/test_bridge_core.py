@@ -191,3 +191,21 @@ def test_new_state_folders_and_files_are_private(tmp_path):
     History(path).close()
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_retention_is_enforced_when_the_writer_opens_and_a_reader_deletes_nothing(tmp_path):
+    """Issue 15: records past the retention go when the bridge opens the history, even if nothing
+    was recorded since; `moodstream history` (a reader) never deletes."""
+    base = 1_790_000_000.0
+    writer = History(tmp_path / "h.db", retention_days=1, clock=lambda: int(base * 1e9))
+    writer.add(record(base - 2 * 86400, "sad", mood="negative"))  # already past the retention
+    writer.add(record(base - 60, "happy"))
+    writer.close()
+    reader = History(tmp_path / "h.db")
+    assert len(reader.rows(0, int(2e18))) == 2  # opened for reading: nothing deleted
+    with pytest.raises(ValueError, match="opened for reading"):
+        reader.prune()
+    reader.close()
+    later = History(tmp_path / "h.db", retention_days=1, clock=lambda: int((base + 3600) * 1e9))
+    assert [r[4] for r in later.rows(0, int(2e18))] == ["happy"]  # the writer purged at open
+    later.close()

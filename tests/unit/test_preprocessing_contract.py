@@ -8,6 +8,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 
 from moodstream.evaluate import predict_all
 from moodstream_api.analysis import ImageAnalyzer
@@ -37,3 +38,19 @@ def test_every_host_path_gives_the_same_probabilities(repo_root):
     # ... and they are the equalized, calibrated ones, not the bare crop's.
     bare = model.predict(to_model_input([crop]), calibrated=False)[0]
     assert not np.allclose(bare, through_api, atol=1e-3)
+
+
+def test_end_to_end_evaluation_crops_faces_from_frames(repo_root, fer2013_dir):
+    """`moodstream evaluate --end-to-end` on 200 PublicTest faces: each is found in its frame and
+    classified about as well as the dataset's own crop (a misplaced crop falls to chance)."""
+    from moodstream.evaluate import end_to_end
+    from moodstream.fer2013 import load_split
+
+    if not (fer2013_dir / "fer2013_PublicTest.npz.xz").is_file():
+        pytest.skip(f"FER2013 PublicTest not found under {fer2013_dir} (set MOODSTREAM_FER2013)")
+    model = EmotionModel(repo_root / "models" / "emotion.tflite")
+    images, truth = load_split(fer2013_dir, "PublicTest", model.labels)
+    result = end_to_end(model, images[:200], truth[:200])
+    assert result["faces"] == 200 and 100 <= result["detected"] <= 200
+    assert abs(result["accuracy_on_detected"] - result["crop_level_accuracy_same_faces"]) < 0.1, result
+    assert result["accuracy_on_detected"] > 0.5, result

@@ -15,6 +15,12 @@ LABELS = ("happy", "sad", "angry", "neutral", "surprised", "fearful")
 SEQ_MODULO = 65536
 FACE_SIZE = 48
 
+#: time.ticks_ms() wraps at 2**30 ms (about 12.4 days) on the camera and the unix port alike.
+TICKS_PERIOD = 1 << 30
+#: The cascade built into the firmware up to 4.6.x, and the file that replaces it from 4.7 on.
+BUILTIN_CASCADE = "frontalface"
+ROM_CASCADE = "/rom/haarcascade_frontalface.cascade"
+
 LED_OFF = 0
 LED_RUNNING = 1  # green
 LED_FACE = 2  # blue
@@ -69,7 +75,7 @@ def encode_heartbeat(seq, t_ms, fps):
 
 
 def encode_error(seq, t_ms, text):
-    """An error report (camera start-up failed); separators are removed from the text."""
+    """An error report (start-up or a frame failed); separators are removed from the text."""
     clean = "".join([c if c not in ",;*$\n\r" else " " for c in str(text)])[:120]
     return frame_line("MSE,%d,%d,%d,E,%s" % (PROTOCOL_VERSION, seq % SEQ_MODULO, t_ms, clean))
 
@@ -82,6 +88,44 @@ def square_box(x, y, w, h, image_w, image_h):
     nx = min(max(0, cx - side // 2), image_w - side)
     ny = min(max(0, cy - side // 2), image_h - side)
     return nx, ny, side, side
+
+
+def ticks_diff(new, old):
+    """``new - old`` in ms for time.ticks_ms() values, right across the wrap at 2**30 (the same
+    as MicroPython's time.ticks_diff, for the host and the tests)."""
+    half = TICKS_PERIOD // 2
+    return ((new - old + half) % TICKS_PERIOD) - half
+
+
+def cascade_source(version):
+    """What image.HaarCascade() loads on firmware ``version`` (major, minor)."""
+    return BUILTIN_CASCADE if tuple(version[:2]) < (4, 7) else ROM_CASCADE
+
+
+def find_features_kwargs(version, threshold, scale):
+    """The keywords of img.find_features(): 5.0 renamed ``scale_factor`` to ``scale`` and rejects
+    unknown keywords, while 4.x ignores them (so the wrong one would pass unnoticed)."""
+    if version[0] >= 5:
+        return {"threshold": threshold, "scale": scale}
+    return {"threshold": threshold, "scale_factor": scale}
+
+
+def largest_boxes(rects, limit):
+    """The ``limit`` largest (x, y, w, h) boxes: faces are capped before the model runs on them."""
+    return sorted(rects, key=lambda r: r[2] * r[3], reverse=True)[:limit]
+
+
+def first(value):
+    """A number, or the first of a list of them (ml.Model gives one per input tensor)."""
+    if isinstance(value, (list, tuple)):
+        return value[0]
+    return value
+
+
+def input_quantization_ok(scale, zero_point):
+    """Whether an int8 input of this quantization equals what Normalization feeds it: OpenMV
+    writes pixel ^ 0x80 (pixel - 128) into an int8 tensor, which is right only for 1/255, -128."""
+    return abs(first(scale) - 1.0 / 255.0) < 1e-6 and int(first(zero_point)) == -128
 
 
 def dequantize(values, scale, zero_point):
@@ -109,10 +153,15 @@ class Reporter:
             faces = sorted(faces, key=lambda f: f[0][2] * f[0][3], reverse=True)[: self.max_faces]
             self.last_sent_ms = now_ms
             return encode_faces(self._next_seq(), now_ms, faces)
-        if self.last_sent_ms is None or now_ms - self.last_sent_ms >= self.heartbeat_ms:
+        if self.last_sent_ms is None or ticks_diff(now_ms, self.last_sent_ms) >= self.heartbeat_ms:
             self.last_sent_ms = now_ms
             return encode_heartbeat(self._next_seq(), now_ms, fps)
         return b""
+
+    def on_error(self, now_ms, error):
+        """The error report for a frame that failed (or a start that failed); counts as sent."""
+        self.last_sent_ms = now_ms
+        return encode_error(self._next_seq(), now_ms, error)
 
 
 def led_state(faces_in_view, error):

@@ -1,7 +1,9 @@
 """Runs the OpenMV firmware (firmware/openmv/main.py, unchanged) under CPython.
 
-Small stand-ins replace the camera's modules (sensor, image, ml, machine, and the MicroPython
-parts of time): the sensor returns frames of the synthetic scene (a real photographed face),
+Small stand-ins replace the camera's modules (sensor, image, ml, machine, omv, and the MicroPython
+parts of time), with the signatures of the 4.7-4.8 firmware line (``tests/openmv/mp`` holds the
+strict stand-ins of every line, run under MicroPython itself): the sensor returns frames
+of the synthetic scene (a real photographed face),
 Haar detection is OpenCV's, the ml model runs emotion_int8.tflite with ai-edge-litert, and the
 UART writes into a pty whose slave is reached through a symlink, like /dev/serial/by-id.
 
@@ -34,8 +36,9 @@ FIRMWARE = ROOT / "firmware" / "openmv"
 sys.path.insert(0, str(FIRMWARE))
 
 
-class CameraStopped(Exception):  # noqa: N818 - a state, not an error
-    """The simulated camera is switched off."""
+class CameraStopped(BaseException):
+    """The simulated camera is switched off (a BaseException: the firmware's per-frame ``try``
+    catches Exception only, as a power cut is not something it can report)."""
 
 
 class Port:
@@ -80,13 +83,20 @@ def install_stand_ins(port: Port, frames: int, faces: int, model_path: Path) -> 
         def height(self) -> int:
             return self.gray.shape[0]
 
-        def find_features(self, cascade, threshold=0.5, scale_factor=1.5):
+        # The 4.7-4.8 line's signatures (tests/openmv/mp copies all three lines under MicroPython).
+        def find_features(self, cascade, threshold=0.5, scale_factor=1.5, roi=None, **ignored):
             found = cascade_cv.detectMultiScale(self.gray, scaleFactor=scale_factor, minNeighbors=4, minSize=(30, 30))
             return [tuple(int(v) for v in r) for r in found] if len(found) else []
 
-        def copy(self, roi, x_size, y_size):
-            x, y, w, h = roi
-            return Image(cv2.resize(self.gray[y : y + h, x : x + w], (x_size, y_size), interpolation=cv2.INTER_AREA))
+        def copy(self, *, roi=None, x_scale=1.0, y_scale=1.0, hint=0, alpha=256, color_palette=None,
+                 alpha_palette=None, copy_to_fb=False):
+            x, y, w, h = roi if roi is not None else (0, 0, self.width(), self.height())
+            size = (int(w * x_scale), int(h * y_scale))
+            return Image(cv2.resize(self.gray[y : y + h, x : x + w], size, interpolation=cv2.INTER_AREA))
+
+        def histeq(self, adaptive=False, clip_limit=-1, mask=None):
+            self.gray = cv2.equalizeHist(self.gray)
+            return self
 
     sensor = types.ModuleType("sensor")
     sensor.GRAYSCALE, sensor.QVGA = "GRAYSCALE", "QVGA"
@@ -104,7 +114,13 @@ def install_stand_ins(port: Port, frames: int, faces: int, model_path: Path) -> 
     sensor.snapshot = snapshot
 
     image = types.ModuleType("image")
-    image.HaarCascade = lambda name, stages=25: name
+
+    def haar_cascade(path, stages=-1):
+        if path != "/rom/haarcascade_frontalface.cascade":  # 4.7 on: files only, the ROM holds this one
+            raise OSError(2, "No such file")
+        return path
+
+    image.HaarCascade = haar_cascade
 
     class Model:
         def __init__(self, path, load_to_fb=False) -> None:
@@ -113,6 +129,8 @@ def install_stand_ins(port: Port, frames: int, faces: int, model_path: Path) -> 
             self.interp.allocate_tensors()
             self.inp = self.interp.get_input_details()[0]
             self.out = self.interp.get_output_details()[0]
+            self.input_scale = [float(self.inp["quantization"][0])]
+            self.input_zero_point = [int(self.inp["quantization"][1])]
 
         def predict(self, inputs):
             scale, zero = self.inp["quantization"]
@@ -123,7 +141,7 @@ def install_stand_ins(port: Port, frames: int, faces: int, model_path: Path) -> 
             return [(self.interp.get_tensor(self.out["index"]).astype(np.float32) - ozero) * oscale]
 
     class Normalization:
-        def __init__(self, scale=(0.0, 1.0)) -> None:
+        def __init__(self, scale=(0.0, 1.0), mean=(0.0, 0.0, 0.0), stdev=(1.0, 1.0, 1.0), roi=None) -> None:
             self.lo, self.hi = scale
 
         def __call__(self, img: Image) -> np.ndarray:
@@ -152,12 +170,22 @@ def install_stand_ins(port: Port, frames: int, faces: int, model_path: Path) -> 
         def off(self) -> None:
             pass
 
-    machine.UART, machine.LED = UART, LED
+    class WDT:
+        def __init__(self, id=0, timeout=5000) -> None:
+            pass
+
+        def feed(self) -> None:
+            pass
+
+    machine.UART, machine.LED, machine.WDT = UART, LED, WDT
+    omv = types.ModuleType("omv")
+    omv.version_major, omv.version_minor, omv.version_patch = (lambda: 4), (lambda: 8), (lambda: 1)
 
     mp_time = types.ModuleType("time")
     mp_time.__dict__.update({k: getattr(real_time, k) for k in dir(real_time) if not k.startswith("__")})
     boot = real_time.monotonic()
-    mp_time.ticks_ms = lambda: int((real_time.monotonic() - boot) * 1000)
+    mp_time.ticks_ms = lambda: int((real_time.monotonic() - boot) * 1000) % (1 << 30)
+    mp_time.sleep_ms = lambda ms: real_time.sleep(ms / 1000)
 
     class Clock:
         def __init__(self) -> None:
@@ -173,7 +201,7 @@ def install_stand_ins(port: Port, frames: int, faces: int, model_path: Path) -> 
             return self.rate
 
     mp_time.clock = Clock
-    sys.modules.update({"sensor": sensor, "image": image, "ml": ml, "machine": machine, "time": mp_time})
+    sys.modules.update({"sensor": sensor, "image": image, "ml": ml, "machine": machine, "time": mp_time, "omv": omv})
 
 
 def run_firmware() -> None:

@@ -24,8 +24,22 @@ FER_TO_MOODSTREAM = {
 DEFAULT_DATA_DIR = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "fer2013"
 
 
-def load_split(data_dir: Path | str, split: str) -> tuple[np.ndarray, np.ndarray]:
-    """Return ``(images uint8 (N,48,48), labels int64 (N,))`` of a FER2013 split, six classes."""
+#: The preprocessing contract the exported model's JSON names ("preprocess"), which every
+#: MoodStream path applies at run time (moodstream_common.preprocess): training sees the same.
+PREPROCESS = "gray48-equalize-unit"
+
+
+def equalize(images: np.ndarray) -> np.ndarray:
+    """``cv2.equalizeHist`` on each 48x48 uint8 face, as MoodStream does to every crop."""
+    import cv2
+
+    return np.stack([cv2.equalizeHist(np.ascontiguousarray(face)) for face in images])
+
+
+def load_split(data_dir: Path | str, split: str, preprocess: str = PREPROCESS) -> tuple[np.ndarray, np.ndarray]:
+    """Return ``(images uint8 (N,48,48), labels int64 (N,))`` of a FER2013 split, six classes,
+    equalized once more when ``preprocess`` says so (the shared copy is equalized already; the
+    extra pass is close to, but not exactly, a no-op, and run time applies it)."""
     path = Path(data_dir) / f"fer2013_{split}.npz.xz"
     if not path.is_file():
         raise FileNotFoundError(f"FER2013 split {split!r} not found at {path}")
@@ -39,7 +53,12 @@ def load_split(data_dir: Path | str, split: str) -> tuple[np.ndarray, np.ndarray
             remap[fer_index] = LABELS.index(target)
     mapped = remap[labels]
     keep = mapped >= 0
-    return np.ascontiguousarray(images[keep]), mapped[keep]
+    kept = np.ascontiguousarray(images[keep])
+    if preprocess == "gray48-equalize-unit":
+        kept = equalize(kept)
+    elif preprocess != "gray48-unit":
+        raise ValueError(f"unknown preprocessing {preprocess!r}")
+    return kept, mapped[keep]
 
 
 def stratified_holdout(

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .data import LABELS
+from .data import LABELS, PREPROCESS
 from .nets import EmotionNet, parse_spec
 from .train import load_checkpoint
 
@@ -148,6 +148,7 @@ def main(argv: list[str] | None = None) -> None:
         "version": version,
         "labels": list(LABELS),
         "input": {"shape": [-1, 48, 48, 1], "dtype": "float32", "range": [0.0, 1.0], "color": "gray"},
+        "preprocess": PREPROCESS,
         "output": "softmax probabilities, one per label, in label order",
         "weights": "float16",
         "flip_tta_in_graph": flip_tta,

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .data import DEFAULT_DATA_DIR, LABELS, load_split
+from .data import DEFAULT_DATA_DIR, LABELS, PREPROCESS, load_split
 from .export import build_keras_trunk, copy_weights
 from .train import load_checkpoint
 
@@ -101,6 +101,7 @@ def main(argv: list[str] | None = None) -> None:
         "input": {"shape": [int(v) for v in inp["shape"]], "dtype": "int8",
                   "scale": float(inp["quantization"][0]), "zero_point": int(inp["quantization"][1]),
                   "meaning": "48x48 gray face, value v in [0,1] stored as round(v / scale) + zero_point"},
+        "preprocess": PREPROCESS,
         "output": {"dtype": "int8", "scale": float(out["quantization"][0]),
                    "zero_point": int(out["quantization"][1]), "meaning": "softmax probabilities in label order"},
         "architecture": {"spec": ckpt["spec"], "params": ckpt.get("summary", {}).get("params")},

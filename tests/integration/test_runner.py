@@ -157,3 +157,29 @@ def test_nothing_is_written_to_disk_unless_asked(tmp_path):
     assert out.returncode == 0 and f"recording the mood history in {history}" in out.stderr, out.stderr[-3000:]
     assert stat.S_IMODE(history.stat().st_mode) == 0o600
     assert stat.S_IMODE(history.parent.stat().st_mode) == 0o700
+
+
+def test_egress_and_storage_are_audited_and_plaintext_egress_is_flagged(tmp_path):
+    """Issue 15, the audit layer's start: where emotions go (an InfluxDB across the network,
+    without TLS) and what is kept is logged, hash-chained; `moodstream audit` shows and checks it."""
+    import os
+    import stat
+
+    audit = tmp_path / "audit.jsonl"
+    env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state")}
+    out = subprocess.run([MOODSTREAM, "run", "--duration", "3", "--history", "--influx", "http://192.0.2.1:8086",
+                          "-p", f"bridge.audit_log={audit}"], capture_output=True, text=True, timeout=120, env=env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "emotions go to http://192.0.2.1:8086 unencrypted, across a network" in out.stderr
+    assert stat.S_IMODE(audit.stat().st_mode) == 0o600
+    shown = subprocess.run([MOODSTREAM, "audit", "--file", str(audit)], capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    assert "start" in shown.stdout and "egress without TLS off the loopback" in shown.stdout
+    assert "the hash chain holds" in shown.stdout and "history.db" in shown.stdout
+    lines = audit.read_text().splitlines()
+    audit.write_text("\n".join(lines[1:]) + "\n")  # the first entry removed
+    shown = subprocess.run([MOODSTREAM, "audit", "--file", str(audit)], capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 1 and "THE HASH CHAIN IS BROKEN" in shown.stdout
+    # A plain run sends nothing anywhere and keeps nothing: no audit log either.
+    plain = subprocess.run([MOODSTREAM, "run", "--duration", "2"], capture_output=True, text=True, timeout=120, env=env)
+    assert plain.returncode == 0 and not (tmp_path / "state" / "moodstream" / "audit.jsonl").exists()

@@ -222,7 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_bridge_args(demo)
     demo.set_defaults(func=cmd_demo)
 
-    from . import bench, bench_graph, calibrate, evaluate, history_cli
+    from . import audit_cli, bench, bench_graph, calibrate, evaluate, history_cli
 
     params = sub.add_parser("params", help="every node's parameters: default, allowed values, live or restart")
     params.add_argument("--markdown", action="store_true", help="as the Markdown of docs/parameters.md")
@@ -233,6 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_parser(sub)
     calibrate.add_parser(sub)
     history_cli.add_parser(sub)
+    audit_cli.add_parser(sub)
     try:  # the HTTP API is a package of its own, which a robot may leave out
         from moodstream_api.cli import add_parser as add_serve_parser
     except ImportError:

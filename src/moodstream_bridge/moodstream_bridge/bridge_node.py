@@ -3,11 +3,14 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import socket
 import time
 from pathlib import Path
+from urllib.parse import urlparse
 
+from moodstream_common.audit import AuditLog
 from moodstream_common.lifecycle import StageNode
 from moodstream_common.parameters import Spec, defaults
 from moodstream_common.ros import record_qos, run_node
@@ -53,8 +56,25 @@ SPECS = {
     "history_db": _restart("", "history file (empty: $XDG_STATE_HOME/moodstream/history.db)"),
     "history_retention_days": _restart(30.0, "days of history kept", 0.01, 36500.0),
     "queue_depth": _restart(100, "emotion arrays the subscription holds while the bridge catches up", 1, 10000),
+    "audit_log": _restart("", "where emotions leave or are stored, the bridge says so in this hash-chained log "
+                          "(empty: $XDG_STATE_HOME/moodstream/audit.jsonl; `moodstream audit` reads it)"),
 }
 DEFAULTS = defaults(SPECS)
+
+
+def plaintext_off_loopback(url: str) -> bool:
+    """An mqtt:// or http:// URL to a host that is not this machine: emotions cross a network
+    unencrypted."""
+    parsed = urlparse(url)
+    if parsed.scheme not in ("mqtt", "http", "tcp", "ws"):
+        return False
+    host = parsed.hostname or ""
+    if host == "localhost":
+        return False
+    try:
+        return not ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return True  # a host name: somewhere on the network
 
 
 def influx_settings(p: dict) -> InfluxSettings:
@@ -90,6 +110,8 @@ class BridgeNode(StageNode):
         self.influx: InfluxWriter | None = None
         self.history: History | None = None
         self.subscription = None
+        self.audit: AuditLog | None = None
+        self.egress_warnings: list[str] = []
         self.received = 0
         self.accepted = 0
 
@@ -117,6 +139,23 @@ class BridgeNode(StageNode):
             self.history = History(p["history_db"] or STATE_DIR / "history.db", p["history_retention_days"])
             self.history_limiter = RateLimiter(on_change=False, max_per_second=1.0)
             self.get_logger().info(f"recording the mood history in {self.history.path}")
+        self._audit_start()
+
+    def _audit_start(self) -> None:
+        """Where emotions go, in the audit log, whenever they leave the process or are stored."""
+        p = self.params
+        egress = [url for url in (p["mqtt_url"], p["influx_url"]) if url]
+        if not egress and self.history is None:
+            return  # nothing leaves, nothing is kept: nothing to account for
+        self.audit = AuditLog(p["audit_log"] or None, source=self.get_fully_qualified_name())
+        stored = {"history": str(self.history.path), "retention_days": p["history_retention_days"]} \
+            if self.history is not None else None
+        self.audit.append("start", robot=p["robot_id"], camera=p["camera_id"], egress=egress, stored=stored)
+        self.egress_warnings = [url for url in egress if plaintext_off_loopback(url)]
+        for url in self.egress_warnings:
+            self.audit.append("egress without TLS off the loopback", level="warn", url=url)
+            self.get_logger().warning(f"emotions go to {url} unencrypted, across a network: use mqtts:// or "
+                                      "https:// (see docs/bridge.md)")
 
     def start(self) -> None:
         self.subscription = self.create_subscription(EmotionArray, "emotions", self.on_emotions,
@@ -128,6 +167,9 @@ class BridgeNode(StageNode):
             self.subscription = None
 
     def teardown(self) -> None:
+        if self.audit is not None:
+            self.audit.append("stop", received=self.received, accepted=self.accepted)
+            self.audit = None
         if self.relay is not None:
             self.relay.stop()
         if self.influx is not None:
@@ -177,6 +219,10 @@ class BridgeNode(StageNode):
             return "warn", f"a corrupt database was moved aside and a new one started: {moved[0]}", values
         if self.influx is not None and self.influx.last_error:
             return "warn", self.influx.last_error, values
+        if self.egress_warnings:
+            values["unencrypted_egress"] = ", ".join(self.egress_warnings)
+            if self.relay is None or self.relay.connected:
+                return "warn", f"emotions leave unencrypted for {self.egress_warnings[0]}", values
         if self.relay is not None and not self.relay.connected:
             level = "error" if self.relay.tls_failed else "warn"
             return level, self.relay.last_error or "connecting to the broker", values

@@ -25,7 +25,8 @@ def influx(tmp_path):
 def start_bridge(tmp_path, influx: InfluxDB) -> NodeProcess:
     return NodeProcess("bridge_node", tmp_path, {
         "robot_id": "r1", "camera_id": "front", "influx_url": influx.url, "influx_database": influx.database,
-        "influx_max_per_second": 0.0, "outbox_path": str(tmp_path / "outbox.db"), "history": "never"})
+        "influx_max_per_second": 0.0, "outbox_path": str(tmp_path / "outbox.db"), "history": "never",
+            "policy.purpose": "tests"})
 
 
 def count(influx: InfluxDB) -> int:

@@ -111,7 +111,8 @@ def start_bridge(tmp_path, broker: Mosquitto, env: dict | None = None) -> NodePr
     return NodeProcess("bridge_node", tmp_path, {
         "robot_id": "r1", "camera_id": "front", "mqtt_url": f"mqtts://127.0.0.1:{broker.port}",
         "mqtt_credentials_file": str(creds), "mqtt_ca_file": str(broker.tls["ca"]), "mqtt_legacy_topic": "emotion",
-        "outbox_path": str(tmp_path / "outbox.db"), "max_per_second": 0.0, "history": "never"}, env=env)
+        "outbox_path": str(tmp_path / "outbox.db"), "max_per_second": 0.0, "history": "never",
+            "policy.purpose": "tests"}, env=env)
 
 
 def publish_all(collector: Collector, pub, messages: list[EmotionArray]) -> None:
@@ -223,7 +224,8 @@ def test_runner_points_at_a_broker_in_one_step(tmp_path, broker, face_clip):
     creds = tmp_path / "creds"
     creds.write_text(f"{USER}:{PASSWORD}\n")
     out = subprocess.run([str(Path(sys.executable).parent / "moodstream"), "run", "--source", "video", str(face_clip),
-                          "--once", "--mqtt", f"mqtts://127.0.0.1:{broker.port}", "--mqtt-ca", str(broker.tls["ca"]),
+                          "--once", "-p", "policy.purpose=tests", "--mqtt", f"mqtts://127.0.0.1:{broker.port}",
+                          "--mqtt-ca", str(broker.tls["ca"]),
                           "--mqtt-credentials", str(creds), "--robot-id", "lab", "--camera-id", "desk"],
                          capture_output=True, text=True, timeout=120)
     try:
@@ -250,7 +252,8 @@ def test_a_tls_failure_is_reported_with_its_reason(tmp_path, broker):
     collector.subscribe(DiagnosticArray, "/diagnostics", 10)
     bridge = NodeProcess("bridge_node", tmp_path, {
         "mqtt_url": f"mqtts://127.0.0.1:{broker.port}", "mqtt_credentials_file": str(creds),
-        "mqtt_ca_file": str(wrong_ca), "outbox_path": str(tmp_path / "outbox.db"), "history": "never"})
+        "mqtt_ca_file": str(wrong_ca), "outbox_path": str(tmp_path / "outbox.db"), "history": "never",
+            "policy.purpose": "tests"})
     try:
         def tls_error() -> bool:
             return any(s.level == DiagnosticStatus.ERROR and "certificate verify failed" in s.message

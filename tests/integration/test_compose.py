@@ -28,8 +28,8 @@ def compose(repo_root):
 
 def filled_env(compose, folder) -> Path:
     """docker/.env.example with every password set, as a user's docker/.env."""
-    lines = [line + "a-test-password" if "PASSWORD=" in line and not line.startswith("#") else line
-             for line in (compose.parent / ".env.example").read_text().splitlines()]
+    lines = [line + "a-test-password" if ("PASSWORD=" in line or "PURPOSE=" in line) and not line.startswith("#")
+             else line for line in (compose.parent / ".env.example").read_text().splitlines()]
     env = folder / ".env"
     env.write_text("\n".join(lines) + "\n")
     return env
@@ -74,6 +74,7 @@ def test_services_run_real_moodstream_commands(compose, repo_root):
         assert args.command == command[0], name
     pipeline = build_parser().parse_args(services["pipeline"]["command"])
     assert pipeline.mqtt == "mqtt://mosquitto:1883"
+    assert "policy.purpose=a-test-password" in pipeline.param  # the purpose from docker/.env, required
     assert "MOODSTREAM_MQTT_PASSWORD" in services["pipeline"]["environment"]  # credentials from the environment
 
 

@@ -129,6 +129,7 @@ def test_bursts_after_host_stalls_all_reach_the_bridge(tmp_path):
 
     overrides: Overrides = {"openmv": {"port": os.ttyname(slave), "reconnect_max_s": 0.5},
                             "bridge": {"history": "always", "history_db": str(tmp_path / "history.db"),
+                                       "policy.purpose": "tests",
                                        "outbox_path": str(tmp_path / "outbox.db")}}
     pipeline = Pipeline(overrides, openmv=True, bridge=True)
     writer = threading.Thread(target=camera, daemon=True)

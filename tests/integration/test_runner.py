@@ -16,6 +16,7 @@ from moodstream_interfaces.msg import Emotion
 
 pytestmark = [pytest.mark.ros]
 MOODSTREAM = str(Path(sys.executable).parent / "moodstream")
+PURPOSE = "policy.purpose=MoodStream's tests"  # what the emotions are for: required once they leave or are kept
 
 
 def test_pipeline_in_one_process(face_clip):
@@ -81,14 +82,15 @@ def test_demo_writes_an_annotated_png(tmp_path):
     (["run", "--source", "video", "/no/such/clip.mp4"], "does not exist"),
     (["run", "-p", "detect.scale_fator=1.1"], "has no parameter 'scale_fator'"),
     (["run", "--model", "/no/such/model.tflite", "--duration", "1"], "model file /no/such/model.tflite does not exist"),
-    (["run", "--mqtt", "http://broker:1883", "--duration", "1"], "MQTT URL must look like"),
-    (["run", "--mqtt", "mqtt://127.0.0.1:1", "--mqtt-credentials", "/no/creds", "--duration", "1"],
+    (["run", "--mqtt", "http://broker:1883", "--duration", "1", "-p", PURPOSE], "MQTT URL must look like"),
+    (["run", "--mqtt", "mqtt://127.0.0.1:1", "--mqtt-credentials", "/no/creds", "--duration", "1", "-p", PURPOSE],
      "No such file or directory: /no/creds"),
     # issue 13, D8: start-up input that used to end in a traceback, never stop, or run half-configured
     (["run", "--duration", "nan"], "must be a positive number of seconds, got nan"),
-    (["run", "--mqtt", "mqtt://h:abc", "--duration", "1"], "the port in MQTT URL 'mqtt://h:abc' is not a number"),
+    (["run", "--mqtt", "mqtt://h:abc", "--duration", "1", "-p", PURPOSE],
+     "the port in MQTT URL 'mqtt://h:abc' is not a number"),
     (["history", "--since", "yesterday"], "'yesterday' is not a time"),
-    (["run", "--mqtt", "mqtts://127.0.0.1:8883", "--mqtt-ca", "/no/ca.crt", "--duration", "1"],
+    (["run", "--mqtt", "mqtts://127.0.0.1:8883", "--mqtt-ca", "/no/ca.crt", "--duration", "1", "-p", PURPOSE],
      "the MQTT CA certificate /no/ca.crt does not exist"),
     (["run", "-p", "capture.fps=-5"], "capture.fps must be a number from 0.1 to 240"),
     (["run", "-p", "capture.width=0"], "capture.width must be an integer from 16 to 8192"),
@@ -106,7 +108,8 @@ def test_a_corrupt_history_does_not_stop_the_runner(tmp_path):
     state = tmp_path / "state" / "moodstream"
     state.mkdir(parents=True)
     (state / "history.db").write_bytes(b"\x00garbage" * 512)
-    out = subprocess.run([MOODSTREAM, "run", "--duration", "3", "--history"], capture_output=True, text=True,
+    out = subprocess.run([MOODSTREAM, "run", "--duration", "3", "--history", "-p", PURPOSE],
+                         capture_output=True, text=True,
                          timeout=120, env={**os.environ, "XDG_STATE_HOME": str(tmp_path / "state")})
     assert out.returncode == 0, out.stderr[-3000:]
     assert "Traceback" not in out.stderr and "is not a usable database" in out.stderr
@@ -151,7 +154,8 @@ def test_nothing_is_written_to_disk_unless_asked(tmp_path):
     written = [p for p in tmp_path.rglob("*") if p.is_file()]
     assert written == [], written
     assert "recording the mood history" not in out.stderr
-    out = subprocess.run([MOODSTREAM, "run", "--duration", "4", "--history"], capture_output=True, text=True,
+    out = subprocess.run([MOODSTREAM, "run", "--duration", "4", "--history", "-p", PURPOSE], capture_output=True,
+                         text=True,
                          timeout=120, env=env, cwd=tmp_path)
     history = tmp_path / "state" / "moodstream" / "history.db"
     assert out.returncode == 0 and f"recording the mood history in {history}" in out.stderr, out.stderr[-3000:]
@@ -168,7 +172,8 @@ def test_egress_and_storage_are_audited_and_plaintext_egress_is_flagged(tmp_path
     audit = tmp_path / "audit.jsonl"
     env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state")}
     out = subprocess.run([MOODSTREAM, "run", "--duration", "3", "--history", "--influx", "http://192.0.2.1:8086",
-                          "-p", f"bridge.audit_log={audit}"], capture_output=True, text=True, timeout=120, env=env)
+                          "-p", f"bridge.audit_log={audit}", "-p", PURPOSE], capture_output=True, text=True,
+                              timeout=120, env=env)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "emotions go to http://192.0.2.1:8086 unencrypted, across a network" in out.stderr
     assert stat.S_IMODE(audit.stat().st_mode) == 0o600
@@ -183,3 +188,27 @@ def test_egress_and_storage_are_audited_and_plaintext_egress_is_flagged(tmp_path
     # A plain run sends nothing anywhere and keeps nothing: no audit log either.
     plain = subprocess.run([MOODSTREAM, "run", "--duration", "2"], capture_output=True, text=True, timeout=120, env=env)
     assert plain.returncode == 0 and not (tmp_path / "state" / "moodstream" / "audit.jsonl").exists()
+
+
+def test_the_declared_policy_is_checked_before_anything_starts(tmp_path):
+    """Issue 15: a workplace is refused (AI Act Article 5(1)(f)) with status 2, and recorded in the
+    audit log; storing emotions without a stated purpose is refused too."""
+    import os
+
+    from moodstream_common.audit import read, verify
+
+    env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state")}
+    out = subprocess.run([MOODSTREAM, "run", "--duration", "2", "-p", "policy.context=workplace"],
+                         capture_output=True, text=True, timeout=120, env=env)
+    assert out.returncode == 2 and "Article 5(1)(f)" in out.stderr and "Traceback" not in out.stderr, out.stderr
+    audit = tmp_path / "state" / "moodstream" / "audit.jsonl"
+    entries = read(audit)
+    assert entries[0]["event"] == "refused start" and entries[0]["details"]["policy"]["policy.context"] == "workplace"
+    assert verify(audit).ok
+    out = subprocess.run([MOODSTREAM, "run", "--duration", "2", "-p", "policy.context=workplace", "-p",
+                          "policy.medical_or_safety=true"], capture_output=True, text=True, timeout=120, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]  # the Act's exception, declared
+    out = subprocess.run([MOODSTREAM, "run", "--duration", "2", "--history"], capture_output=True, text=True,
+                         timeout=120, env=env)
+    assert out.returncode == 2 and "policy.purpose is empty" in out.stderr
+    assert not (tmp_path / "state" / "moodstream" / "history.db").exists()

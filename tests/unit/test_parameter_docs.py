@@ -17,7 +17,7 @@ def readme_rows(text: str) -> list[tuple[list[str], list[str], list[str]]]:
     for line in table.splitlines()[1:]:
         cells = [c.strip() for c in line.strip("|").split("|")]
         nodes = [n.strip() for n in cells[0].split(",")]
-        names = re.findall(r"`(\w+)`", cells[1])
+        names = re.findall(r"`([\w.]+)`", cells[1])
         values = [v.strip().strip("`") for v in cells[2].split(", ")] if "," in cells[2] else [cells[2].strip("`")]
         rows.append((nodes, names, values if len(values) == len(names) else values * len(names)))
     return rows

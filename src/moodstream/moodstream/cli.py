@@ -261,11 +261,13 @@ def main(argv: list[str] | None = None) -> int:
     from moodstream_bridge.mqtt_relay import MqttConfigError
     from moodstream_capture.sources import SourceError
     from moodstream_classify.model import ModelError
+    from moodstream_common.ros import ParameterError
     from moodstream_detect.detectors import DetectorError
 
     try:
         return args.func(args)
-    except (ConfigError, ModelError, SourceError, DetectorError, MqttConfigError, InfluxConfigError) as err:
+    except (ConfigError, ParameterError, ModelError, SourceError, DetectorError, MqttConfigError,
+            InfluxConfigError) as err:
         print(f"moodstream: {err}", file=sys.stderr)
         return 2
     except FileNotFoundError as err:  # a credentials, parameters or data file named on the command line

@@ -104,22 +104,52 @@ def load_params_file(path: str | Path) -> Overrides:
         params = (section or {}).get("ros__parameters") if isinstance(section, dict) else None
         if not isinstance(params, dict):
             raise ConfigError(f"{path}: section {key!r} has no ros__parameters mapping")
+        if node == "**":  # every node: the runner takes its policy (other names belong to no node here)
+            for name, value in (params.get("policy") or {}).items():
+                for target in policy_nodes(name):
+                    out.setdefault(target, {})[f"policy.{name}"] = coerce(target, f"policy.{name}", value)
+            continue
         if node not in node_defaults():
             continue  # parameters of nodes the runner does not start (e.g. a bridge)
-        for name, value in params.items():
+        for name, value in _flatten(params).items():
             out.setdefault(node, {})[name] = coerce(node, name, value)
     return out
 
 
+def _flatten(params: dict, prefix: str = "") -> dict:
+    """Nested YAML (``policy: {purpose: x}``) as ROS names (``policy.purpose``)."""
+    flat = {}
+    for name, value in params.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{name}."))
+        else:
+            flat[f"{prefix}{name}"] = value
+    return flat
+
+
+def policy_nodes(name: str) -> list[str]:
+    """The nodes that declare ``policy.<name>`` (every node that handles emotions)."""
+    return [node for node, specs in node_specs().items() if f"policy.{name}" in specs]
+
+
 def parse_assignments(assignments: Iterable[str]) -> Overrides:
-    """``["detect.scale_factor=1.1", ...]`` -> overrides."""
+    """``["detect.scale_factor=1.1", "policy.purpose=...", ...]`` -> overrides; ``policy.NAME``
+    sets ``policy.NAME`` of every node that handles emotions, as the YAML's ``/**`` section does."""
     out: Overrides = {}
     for item in assignments:
         key, sep, value = item.partition("=")
         node, dot, name = key.partition(".")
         if not sep or not dot:
             raise ConfigError(f"expected NODE.PARAM=VALUE (e.g. detect.downscale=0.5), got {item!r}")
-        out.setdefault(node, {})[name] = coerce(node, name, yaml.safe_load(value) if value else "")
+        parsed = yaml.safe_load(value) if value else ""
+        if node == "policy":
+            if not policy_nodes(name):
+                raise ConfigError(f"there is no policy.{name}; the policy has: "
+                                  f"{', '.join(k for k in node_specs()['bridge'] if k.startswith('policy.'))}")
+            for target in policy_nodes(name):
+                out.setdefault(target, {})[f"policy.{name}"] = coerce(target, f"policy.{name}", parsed)
+            continue
+        out.setdefault(node, {})[name] = coerce(node, name, parsed)
     return out
 
 

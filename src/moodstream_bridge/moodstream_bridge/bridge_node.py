@@ -13,6 +13,7 @@ from urllib.parse import urlparse
 from moodstream_common.audit import AuditLog
 from moodstream_common.lifecycle import StageNode
 from moodstream_common.parameters import Spec, defaults
+from moodstream_common.policy import POLICY_SPECS
 from moodstream_common.ros import record_qos, run_node
 from moodstream_interfaces.msg import EmotionArray
 
@@ -58,6 +59,7 @@ SPECS = {
     "queue_depth": _restart(100, "emotion arrays the subscription holds while the bridge catches up", 1, 10000),
     "audit_log": _restart("", "where emotions leave or are stored, the bridge says so in this hash-chained log "
                           "(empty: $XDG_STATE_HOME/moodstream/audit.jsonl; `moodstream audit` reads it)"),
+    **POLICY_SPECS,
 }
 DEFAULTS = defaults(SPECS)
 
@@ -102,6 +104,9 @@ class BridgeNode(StageNode):
         super().__init__(name, SPECS, **kwargs)
         p = self.params
         p["robot_id"] = p["robot_id"] or socket.gethostname()
+        self.enforce_policy(egress=[url for url in (p["mqtt_url"], p["influx_url"]) if url],
+                            stored=[str(self.history_path)] if self.records_history else [],
+                            audit_path=p["audit_log"])
         base = f"{p['mqtt_topic_prefix']}/{p['robot_id']}/{p['camera_id']}"
         self.emotion_topic, self.status_topic = f"{base}/emotion", f"{base}/status"
         self.limiter = RateLimiter(p["on_change"], p["max_per_second"])
@@ -114,6 +119,15 @@ class BridgeNode(StageNode):
         self.egress_warnings: list[str] = []
         self.received = 0
         self.accepted = 0
+
+    @property
+    def records_history(self) -> bool:
+        p = self.params
+        return p["history"] == "always" or (p["history"] == "auto" and not p["mqtt_url"] and not p["influx_url"])
+
+    @property
+    def history_path(self) -> Path:
+        return Path(self.params["history_db"]).expanduser() if self.params["history_db"] else STATE_DIR / "history.db"
 
     def setup(self) -> None:
         p = self.params
@@ -135,8 +149,8 @@ class BridgeNode(StageNode):
             self.influx_limiter = RateLimiter(on_change=False, max_per_second=p["influx_max_per_second"])
             self.influx.start()
             self.get_logger().info(f"writing to InfluxDB {p['influx_url']} ({p['influx_api']} API)")
-        if p["history"] == "always" or (p["history"] == "auto" and not p["mqtt_url"] and not p["influx_url"]):
-            self.history = History(p["history_db"] or STATE_DIR / "history.db", p["history_retention_days"])
+        if self.records_history:
+            self.history = History(self.history_path, p["history_retention_days"])
             self.history_limiter = RateLimiter(on_change=False, max_per_second=1.0)
             self.get_logger().info(f"recording the mood history in {self.history.path}")
         self._audit_start()
@@ -150,7 +164,8 @@ class BridgeNode(StageNode):
         self.audit = AuditLog(p["audit_log"] or None, source=self.get_fully_qualified_name())
         stored = {"history": str(self.history.path), "retention_days": p["history_retention_days"]} \
             if self.history is not None else None
-        self.audit.append("start", robot=p["robot_id"], camera=p["camera_id"], egress=egress, stored=stored)
+        self.audit.append("start", robot=p["robot_id"], camera=p["camera_id"], egress=egress, stored=stored,
+                          policy={name: p[name] for name in POLICY_SPECS})
         self.egress_warnings = [url for url in egress if plaintext_off_loopback(url)]
         for url in self.egress_warnings:
             self.audit.append("egress without TLS off the loopback", level="warn", url=url)

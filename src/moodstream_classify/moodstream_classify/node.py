@@ -11,6 +11,7 @@ from sensor_msgs.msg import Image
 from moodstream_common.image_conv import ImageFormatError, image_to_bgr, image_to_numpy, numpy_to_image
 from moodstream_common.lifecycle import StageNode
 from moodstream_common.parameters import HEALTH_SPECS, INPUT_SPECS, Spec, defaults
+from moodstream_common.policy import POLICY_SPECS
 from moodstream_common.preprocess import Box
 from moodstream_common.ros import (
     IMAGE_QOS,
@@ -44,6 +45,7 @@ SPECS = {
     **HEALTH_SPECS,
     "expected_rate_hz": Spec(30.0, HEALTH_SPECS["expected_rate_hz"].description, 0.0, 1000.0),
     "latency_budget_ms": Spec(30.0, HEALTH_SPECS["latency_budget_ms"].description, 0.0, 60000.0),
+    **POLICY_SPECS,
 }
 DEFAULTS = defaults(SPECS)
 
@@ -56,6 +58,7 @@ class ClassifyNode(StageNode):
 
     def __init__(self, name: str = "classify", **kwargs) -> None:
         super().__init__(name, SPECS, **kwargs)
+        self.enforce_policy()  # the context rules (nothing leaves this node but topics)
         self.health = health_config(self.params)
         self.model: EmotionModel | None = None
         self.estimator = None

@@ -23,9 +23,11 @@ from typing import Any
 from diagnostic_msgs.msg import DiagnosticStatus
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 
+from .audit import AuditLog
 from .local_bus import LocalBus, LocalSubscription, StagePublisher
 from .parameters import Spec
-from .ros import DiagnosticsPublisher, declare_parameters, diagnostic_status
+from .policy import POLICY_SPECS, PolicyError, check
+from .ros import DiagnosticsPublisher, ParameterError, declare_parameters, diagnostic_status
 from .stats import StageStats
 
 LIFECYCLE_SPECS = {
@@ -69,6 +71,20 @@ class StageNode(LifecycleNode):
 
     def on_parameters(self, names: set[str]) -> None:
         """Apply live parameter changes (see declare_parameters)."""
+
+    def enforce_policy(self, egress=(), stored=(), audit_path: str = "") -> None:
+        """Refuse to start (ParameterError: exit status 2) what the declared policy forbids, and
+        record the refusal in the audit log."""
+        try:
+            check(self.params, egress, stored)
+        except PolicyError as err:
+            try:
+                AuditLog(audit_path or None, source=self.get_fully_qualified_name()).append(
+                    "refused start", level="error", reason=str(err),
+                    policy={name: self.params[name] for name in POLICY_SPECS})
+            except OSError as log_err:
+                self.get_logger().error(f"could not record the refusal in the audit log: {log_err}")
+            raise ParameterError(str(err)) from None
 
     # -- stage-to-stage topics: in-process when the stages share a process (local_bus) -----------
     def create_stage_publisher(self, msg_type, topic: str, qos) -> StagePublisher:

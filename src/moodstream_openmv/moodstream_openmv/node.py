@@ -17,6 +17,7 @@ from moodstream_classify.estimator import ESTIMATOR_SPECS, estimator_from_params
 from moodstream_common.backoff import Backoff
 from moodstream_common.lifecycle import StageNode
 from moodstream_common.parameters import Spec, defaults
+from moodstream_common.policy import POLICY_SPECS
 from moodstream_common.preprocess import Box
 from moodstream_common.ros import record_qos, run_node
 from moodstream_interfaces.msg import Emotion, EmotionArray
@@ -40,6 +41,7 @@ SPECS = {
     "silent_after_s": Spec(3.0, "no valid frame for this long: the link is reported silent (s)", 0.1, 3600.0),
     "reconnect_max_s": Spec(5.0, "longest wait between reconnect attempts (s)", 0.5, 3600.0),
     **ESTIMATOR_SPECS,
+    **POLICY_SPECS,
 }
 DEFAULTS = defaults(SPECS)
 #: How long /diagnostics warns after frames were dropped from the backlog (s).
@@ -54,6 +56,7 @@ class OpenMVNode(StageNode):
 
     def __init__(self, name: str = "openmv", **kwargs) -> None:
         super().__init__(name, SPECS, **kwargs)
+        self.enforce_policy()  # the context rules (nothing leaves this node but topics)
         p = self.params
         self.parser = LineParser(accept_bare_labels=p["accept_bare_labels"])
         self.estimator = estimator_from_params(p, None, list(LABELS))

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -23,6 +22,9 @@ import numpy as np
 
 from moodstream_capture.synthetic import SyntheticScene
 from moodstream_detect.detectors import find_cascade
+
+from .bench_graph import peak_rss_mb
+from .bench_graph import percentiles as pct
 
 CLIP_FRAMES = 300
 
@@ -37,19 +39,6 @@ def write_clip(path: Path, frames: int = CLIP_FRAMES, faces: int = 1) -> Path:
         writer.write(scene.render(i))
     writer.release()
     return path
-
-
-def peak_rss_mb() -> float:
-    """This process's peak resident memory (VmHWM; ru_maxrss would carry the parent's over exec)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024.0
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
-def pct(values: list[float]) -> tuple[float, float]:
-    p50, p95 = np.percentile(np.asarray(values) * 1e3, [50, 95])
-    return float(p50), float(p95)
 
 
 def run_naive(clip: Path, model_path: Path) -> dict:

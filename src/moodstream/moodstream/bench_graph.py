@@ -40,6 +40,7 @@ def cpu_seconds(pid: int | str = "self") -> float:
 
 
 def peak_rss_mb(pid: int | str = "self") -> float:
+    """Peak resident memory (VmHWM; ru_maxrss would carry a parent's over exec)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024.0
@@ -47,6 +48,7 @@ def peak_rss_mb(pid: int | str = "self") -> float:
 
 
 def percentiles(values: list[float]) -> list[float]:
+    """p50 and p95 in milliseconds of durations in seconds."""
     if not values:
         return [float("nan"), float("nan")]
     return [float(v) for v in np.percentile(np.asarray(values) * 1e3, [50, 95])]

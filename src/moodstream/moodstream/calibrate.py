@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 
 from moodstream_classify.model import EmotionModel, apply_temperature, default_model_path
+from moodstream_common.preprocess import to_model_input
 
 from .fer2013 import default_data_dir, load_split
 
@@ -101,7 +102,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     test_images, test_truth = load_split(data_dir, "PublicTest", model.labels)
 
     def raw(images: np.ndarray) -> np.ndarray:
-        return np.concatenate([model.predict(model_input(model, images[i:i + 256]), calibrated=False)
+        return np.concatenate([model.predict(to_model_input(images[i:i + 256], model.preprocess), calibrated=False)
                                for i in range(0, len(images), 256)])
     held_probs, test_probs = raw(train_images[held]), raw(test_images)
     temperature = fit_temperature(held_probs, train_truth[held])
@@ -135,12 +136,6 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         meta_path.write_text(json.dumps(meta, indent=2) + "\n")
         print(f"calibration written to {meta_path}")
     return 0
-
-
-def model_input(model: EmotionModel, images: np.ndarray) -> np.ndarray:
-    from moodstream_common.preprocess import to_model_input
-
-    return to_model_input(list(images), model.preprocess)
 
 
 def add_parser(sub) -> None:

@@ -104,8 +104,7 @@ class BridgeNode(StageNode):
         super().__init__(name, SPECS, **kwargs)
         p = self.params
         p["robot_id"] = p["robot_id"] or socket.gethostname()
-        self.enforce_policy(egress=[url for url in (p["mqtt_url"], p["influx_url"]) if url],
-                            stored=[str(self.history_path)] if self.records_history else [],
+        self.enforce_policy(egress=self.egress, stored=[str(self.history_path)] if self.records_history else [],
                             audit_path=p["audit_log"])
         base = f"{p['mqtt_topic_prefix']}/{p['robot_id']}/{p['camera_id']}"
         self.emotion_topic, self.status_topic = f"{base}/emotion", f"{base}/status"
@@ -119,6 +118,11 @@ class BridgeNode(StageNode):
         self.egress_warnings: list[str] = []
         self.received = 0
         self.accepted = 0
+
+    @property
+    def egress(self) -> list[str]:
+        """Where emotions leave this process: the broker and the database configured."""
+        return [url for url in (self.params["mqtt_url"], self.params["influx_url"]) if url]
 
     @property
     def records_history(self) -> bool:
@@ -157,8 +161,7 @@ class BridgeNode(StageNode):
 
     def _audit_start(self) -> None:
         """Where emotions go, in the audit log, whenever they leave the process or are stored."""
-        p = self.params
-        egress = [url for url in (p["mqtt_url"], p["influx_url"]) if url]
+        p, egress = self.params, self.egress
         if not egress and self.history is None:
             return  # nothing leaves, nothing is kept: nothing to account for
         self.audit = AuditLog(p["audit_log"] or None, source=self.get_fully_qualified_name())

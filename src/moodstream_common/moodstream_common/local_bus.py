@@ -29,10 +29,6 @@ class LocalSubscription:
     def __init__(self, bus: LocalBus, topic: str, callback: Callable[[Any], None]) -> None:
         self.bus, self.topic, self.callback = bus, topic, callback
 
-    @property
-    def topic_name(self) -> str:
-        return self.topic
-
 
 class LocalBus:
     """The local topics of one rclpy context and their subscribers."""
@@ -40,7 +36,6 @@ class LocalBus:
     def __init__(self) -> None:
         self.topics: set[str] = set()
         self._subscribers: dict[str, list[LocalSubscription]] = {}
-        self.delivered = 0
 
     @classmethod
     def of(cls, context) -> LocalBus:
@@ -69,13 +64,10 @@ class LocalBus:
     def subscribers(self, topic: str) -> int:
         return len(self._subscribers.get(topic, ()))
 
-    def deliver(self, topic: str, msg: Any) -> int:
-        """Hand ``msg`` to every local subscriber of ``topic``; how many took it."""
-        subs = list(self._subscribers.get(topic, ()))
-        for sub in subs:
+    def deliver(self, topic: str, msg: Any) -> None:
+        """Hand ``msg`` to every local subscriber of ``topic``."""
+        for sub in list(self._subscribers.get(topic, ())):  # a callback may unsubscribe
             sub.callback(msg)
-        self.delivered += len(subs)
-        return len(subs)
 
 
 class StagePublisher:

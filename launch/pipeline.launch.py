@@ -128,7 +128,8 @@ def generate_launch_description() -> LaunchDescription:
             # The camera detects and classifies; this node publishes its results as emotions/emotion.
             package="moodstream_openmv", executable="openmv_node", name="openmv", namespace=namespace,
             parameters=[params_file, {"port": LaunchConfiguration("port")}],
-            remappings=[("openmv/emotions", "emotions"), ("openmv/emotion", "emotion")],
+            remappings=[("openmv/emotions", "emotions"), ("openmv/emotion", "emotion"),
+                        ("openmv/emotions/summary", "emotions/summary")],
             condition=on_camera, output="screen", **RESPAWN,
         ),
         Node(

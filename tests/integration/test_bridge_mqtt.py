@@ -265,3 +265,54 @@ def test_a_tls_failure_is_reported_with_its_reason(tmp_path, broker):
         bridge.stop()
     log = bridge.output()
     assert log.count("certificate verify failed") == 1, log  # logged once, not at every retry
+
+
+def test_policy_flags_reach_the_status_topic_and_aggregates_the_summary_topic(tmp_path, broker):
+    """Issue 15: in aggregate mode (policy.context public) the bridge relays emotions/summary to
+    .../summary; an unknown subscriber to an emotion topic shows in the retained status's flags,
+    and clears when it leaves."""
+    from moodstream_interfaces.msg import EmotionSummary
+
+    sub = Subscriber(broker)
+    collector = Collector("snoop")
+    creds = tmp_path / "mqtt-credentials"
+    creds.write_text(f"{USER}:{PASSWORD}\n")
+    bridge = NodeProcess("bridge_node", tmp_path, {
+        "robot_id": "r1", "camera_id": "front", "mqtt_url": f"mqtts://127.0.0.1:{broker.port}",
+        "mqtt_credentials_file": str(creds), "mqtt_ca_file": str(broker.tls["ca"]),
+        "outbox_path": str(tmp_path / "outbox.db"), "policy.purpose": "tests", "policy.context": "public",
+        "policy.allowed_consumers": "bridge", "policy.audit_log": str(tmp_path / "audit.jsonl")})
+    try:
+        pub = collector.node.create_publisher(EmotionSummary, "/emotions/summary", RESULT_QOS)
+        assert collector.spin_until(lambda: pub.get_subscription_count() > 0, timeout=30), bridge.output()
+        msg = EmotionSummary(frames=30, face_observations=45, people=3, max_faces_in_view=2, suppressed=False,
+                             labels=LABELS, counts=[20, 5, 0, 20, 0, 0], shares=[4 / 9, 1 / 9, 0, 4 / 9, 0, 0])
+        msg.header.stamp.sec, msg.window_start.sec = 1_790_000_060, 1_790_000_000
+        pub.publish(msg)
+        assert sub.wait(lambda: sub.on("moodstream/r1/front/summary"), timeout=20), bridge.output()
+        payload = json.loads(sub.on("moodstream/r1/front/summary")[0].payload)
+        assert payload == {
+            "schema": "moodstream.summary/1", "robot": "r1", "camera": "front",
+            "window_start": "2026-09-21T14:13:20.000Z", "window_end": "2026-09-21T14:14:20.000Z",
+            "frames": 30, "face_observations": 45, "people": 3, "max_faces_in_view": 2, "suppressed": False,
+            "counts": dict(zip(LABELS, [20, 5, 0, 20, 0, 0], strict=True)),
+            "shares": {"happy": 0.444444, "sad": 0.111111, "angry": 0.0, "neutral": 0.444444, "surprised": 0.0,
+                       "fearful": 0.0}}
+        assert not sub.on("moodstream/r1/front/emotion")
+
+        def status_flags() -> list:
+            found = sub.on("moodstream/r1/front/status")
+            return json.loads(found[-1].payload).get("flags", []) if found else []
+
+        snoop = collector.node.create_subscription(EmotionSummary, "/emotions/summary", lambda m: None, RESULT_QOS)
+        assert sub.wait(lambda: any(f["code"] == "unknown_subscriber" for f in status_flags()), timeout=30), \
+            bridge.output()
+        flag = next(f for f in status_flags() if f["code"] == "unknown_subscriber")
+        assert flag["level"] == "error" and flag["subject"] == "/emotions/summary <- /snoop"
+        collector.node.destroy_subscription(snoop)
+        assert sub.wait(lambda: status_flags() == [] and len(sub.on("moodstream/r1/front/status")) >= 3,
+                        timeout=30), bridge.output()
+    finally:
+        bridge.stop()
+        collector.close()
+        sub.close()

@@ -13,7 +13,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from helpers import Collector, NodeProcess
 
 from moodstream_common.ros import RESULT_QOS
-from moodstream_interfaces.msg import Emotion, EmotionArray
+from moodstream_interfaces.msg import Emotion, EmotionArray, EmotionSummary
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 SIM = Path(__file__).resolve().parents[1] / "openmv" / "camera_sim.py"
@@ -184,3 +184,40 @@ def test_a_backlog_beyond_its_bound_is_counted_not_lost_silently(tmp_path):
         pipeline.close()
         os.close(master)
         os.close(slave)
+
+
+def test_the_port_stays_closed_until_consent_and_public_output_is_aggregate(tmp_path):
+    """Issue 15 on the camera path: with policy.require_consent the node hosts the consent
+    service and does not open the serial port until consent is given; in a public context it
+    publishes openmv/emotions/summary and no per-person topic."""
+    from std_srvs.srv import SetBool
+
+    link = tmp_path / "ttyOPENMV"
+    collector = Collector()
+    collector.subscribe(EmotionSummary, "/openmv/emotions/summary", RESULT_QOS)
+    collector.subscribe(DiagnosticArray, "/diagnostics", 10)
+    node = NodeProcess("openmv_node", tmp_path, {
+        "port": str(link), "reconnect_max_s": 0.5, "policy.require_consent": True, "policy.context": "public",
+        "policy.aggregate_window_s": 1.0, "policy.aggregate_min_people": 1,
+        "policy.audit_log": str(tmp_path / "audit.jsonl")})
+    sim = start_sim(link, "--frames", "150")
+    try:
+        client = collector.node.create_client(SetBool, "/consent")
+        assert collector.spin_until(client.service_is_ready, timeout=30), node.output()
+        collector.spin_until(lambda: diag_values(collector).get("consent") == "False", timeout=10)
+        collector.spin_until(lambda: False, timeout=2)
+        assert diag_values(collector).get("link") == "down" and "reading the OpenMV camera" not in node.output()
+        assert collector.messages["/openmv/emotions/summary"] == []
+        future = client.call_async(SetBool.Request(data=True))
+        assert collector.spin_until(future.done, timeout=10) and future.result().success
+        assert collector.spin_until(lambda: any(not m.suppressed and m.face_observations
+                                                for m in collector.messages["/openmv/emotions/summary"]),
+                                    timeout=30), node.output()
+        for topic in ("/openmv/emotions", "/openmv/emotion"):
+            assert not collector.node.get_publishers_info_by_topic(topic)
+    finally:
+        sim.wait(timeout=60)
+        node.stop()
+        collector.close()
+    summary = next(m for m in collector.messages["/openmv/emotions/summary"] if not m.suppressed)
+    assert summary.people >= 1 and sum(summary.counts) == summary.face_observations

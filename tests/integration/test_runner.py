@@ -172,14 +172,14 @@ def test_egress_and_storage_are_audited_and_plaintext_egress_is_flagged(tmp_path
     audit = tmp_path / "audit.jsonl"
     env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state")}
     out = subprocess.run([MOODSTREAM, "run", "--duration", "3", "--history", "--influx", "http://192.0.2.1:8086",
-                          "-p", f"bridge.audit_log={audit}", "-p", PURPOSE], capture_output=True, text=True,
+                          "-p", f"policy.audit_log={audit}", "-p", PURPOSE], capture_output=True, text=True,
                               timeout=120, env=env)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "emotions go to http://192.0.2.1:8086 unencrypted, across a network" in out.stderr
     assert stat.S_IMODE(audit.stat().st_mode) == 0o600
     shown = subprocess.run([MOODSTREAM, "audit", "--file", str(audit)], capture_output=True, text=True, timeout=60)
     assert shown.returncode == 0, shown.stdout + shown.stderr
-    assert "start" in shown.stdout and "egress without TLS off the loopback" in shown.stdout
+    assert "start" in shown.stdout and "flag: egress_without_tls" in shown.stdout
     assert "the hash chain holds" in shown.stdout and "history.db" in shown.stdout
     lines = audit.read_text().splitlines()
     audit.write_text("\n".join(lines[1:]) + "\n")  # the first entry removed

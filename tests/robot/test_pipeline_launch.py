@@ -12,7 +12,7 @@ import pytest
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from helpers import Collector
 from sensor_msgs.msg import Image
-from workspace import Launch, params_file
+from workspace import ROOT, Launch, params_file
 
 from moodstream_capture.synthetic import SyntheticScene
 from moodstream_common.image_conv import numpy_to_image
@@ -199,3 +199,38 @@ def test_a_bad_source_is_refused_with_the_choices(workspace):
     for choice in ("synthetic", "webcam", "video", "images", "topic", "openmv"):
         assert f"'{choice}'" in out
     assert "process started" not in out
+
+
+def test_consent_is_given_and_revoked_with_the_ros2_cli(workspace, tmp_path):
+    """Issue 15 as a robot runs it: the YAML's /** policy asks for consent; the launched graph
+    processes nothing until `ros2 service call /consent`, the latched state is read with
+    `ros2 topic echo`, and revoking stops the emotions."""
+    import yaml
+
+    params = yaml.safe_load((ROOT / "src" / "moodstream" / "config" / "params.yaml").read_text())
+    params["/**"]["ros__parameters"]["policy"]["require_consent"] = True
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    launch = Launch(workspace, f"params_file:={path}", "bridge:=false")
+    outside = Collector("consent_screen")
+    try:
+        outside.subscribe(Emotion, "/emotion", RESULT_QOS)
+        assert workspace.wait_for_nodes(PIPELINE) >= PIPELINE, launch.output()[-3000:]
+        state = workspace.run("ros2", "topic", "echo", "/consent/state", "--once", "--no-daemon", "--spin-time", "3",
+                              "--timeout", "30", "--qos-durability", "transient_local", "--qos-reliability",
+                              "reliable", "--field", "data")
+        assert state.stdout.split()[:1] == ["False"], state.stdout + state.stderr
+        outside.spin_until(lambda: False, timeout=3)
+        assert outside.messages["/emotion"] == [], "emotions before consent"
+        given = workspace.run("ros2", "service", "call", "/consent", "std_srvs/srv/SetBool", "{data: true}")
+        assert "success=True" in given.stdout and "consent given" in given.stdout, given.stdout + given.stderr
+        assert wait_for_emotion(outside, "/emotion", 60), launch.output()[-3000:]
+        revoked = workspace.run("ros2", "service", "call", "/consent", "std_srvs/srv/SetBool", "{data: false}")
+        assert "consent revoked" in revoked.stdout, revoked.stdout + revoked.stderr
+        outside.spin_until(lambda: False, timeout=1.0)
+        count = len(outside.messages["/emotion"])
+        outside.spin_until(lambda: False, timeout=3)
+        assert len(outside.messages["/emotion"]) == count
+    finally:
+        outside.close()
+        assert_clean_stop(launch)

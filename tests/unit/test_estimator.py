@@ -70,3 +70,20 @@ def test_messages_carry_header_and_all_fields():
     assert primary.face_present and primary.faces_in_view == 1 and primary.face == f
     _, nobody = to_messages(FrameResult([], None), header, labels, 640, 480, "m@1")
     assert not nobody.face_present and nobody.faces_in_view == 0
+
+
+def test_forget_drops_every_person_and_never_reuses_a_track_id():
+    """Consent revoked (issue 15): tracks, smoothing and the primary face are forgotten; the
+    person seen afterwards is a new track."""
+    labels = ["happy", "sad", "angry", "neutral", "surprised", "fearful"]
+    estimator = EmotionEstimator(None, labels=labels)
+    box = Box(100, 100, 80, 80)
+    happy = np.array([[0.9, 0.02, 0.02, 0.02, 0.02, 0.02]], np.float32)
+    for _ in range(5):
+        before = estimator.update([box], [1.0], happy)
+    assert before.primary.track_id == 1 and before.primary.smoothed_label == "happy"
+    estimator.forget()
+    sad = np.array([[0.02, 0.9, 0.02, 0.02, 0.02, 0.02]], np.float32)
+    after = estimator.update([box], [1.0], sad)
+    assert after.primary.track_id == 2  # the same box, but not linked to the person before
+    assert after.primary.smoothed_label == "sad"  # no smoothed history carried over

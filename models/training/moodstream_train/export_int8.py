@@ -24,6 +24,7 @@ import torch
 
 from .data import DEFAULT_DATA_DIR, LABELS, PREPROCESS, load_split
 from .export import build_keras_trunk, copy_weights
+from .nets import count_macs
 from .train import load_checkpoint
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -77,6 +78,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA_DIR)
     ap.add_argument("--calibration", type=int, default=500, help="Training images for calibration")
     ap.add_argument("--seed", type=int, default=1234)
+    ap.add_argument("--name", default="moodstream-emotion-int8", help="the model's name in its JSON")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
@@ -95,7 +97,7 @@ def main(argv: list[str] | None = None) -> None:
     inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
     digest = hashlib.sha256(tflite).hexdigest()
     meta = {
-        "name": "moodstream-emotion-int8",
+        "name": args.name,
         "version": f"{dt.date.today():%Y.%m.%d}-{digest[:8]}",
         "labels": list(LABELS),
         "input": {"shape": [int(v) for v in inp["shape"]], "dtype": "int8",
@@ -104,7 +106,8 @@ def main(argv: list[str] | None = None) -> None:
         "preprocess": PREPROCESS,
         "output": {"dtype": "int8", "scale": float(out["quantization"][0]),
                    "zero_point": int(out["quantization"][1]), "meaning": "softmax probabilities in label order"},
-        "architecture": {"spec": ckpt["spec"], "params": ckpt.get("summary", {}).get("params")},
+        "architecture": {"spec": ckpt["spec"], "params": ckpt.get("summary", {}).get("params"),
+                         "macs": count_macs(ckpt["spec"])},
         "calibration": {"split": "Training", "images": args.calibration, "seed": args.seed},
         "sha256": digest,
         "size_bytes": len(tflite),

@@ -75,6 +75,9 @@ def add_pipeline_args(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--duration", type=positive_seconds, help="stop after this many seconds")
     ap.add_argument("--history", action="store_true",
                     help="record the local mood history on disk (bridge.history=always; off by default)")
+    ap.add_argument("--consent", action="store_true",
+                    help="with policy.require_consent: the people in view have agreed (else you are asked, or "
+                         "the consent service waits for it)")
     add_bridge_args(ap)
 
 
@@ -145,15 +148,28 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     # The bridge always runs: it relays to --mqtt / --influx, and records the history with --history.
     pipeline = Pipeline(overrides, image_topic=topic, openmv=args.source[0] == "openmv", bridge=True,
-                        namespace=args.namespace, console_sink=print, want_images=args.display, on_image=display)
+                        namespace=args.namespace, console_sink=print, want_images=args.display, on_image=display,
+                        consent=args.consent)
+    host = pipeline.consent_host
+    if host is not None and not host.granted:
+        if sys.stdin.isatty():
+            answer = input("policy.require_consent: have the people in view agreed to emotion recognition? [y/N] ")
+            if answer.strip().lower() in ("y", "yes"):
+                pipeline.give_consent("the runner's prompt")
+        if not host.granted:
+            print(f"waiting for consent, the camera closed: ros2 service call {host.service.srv_name} "
+                  "std_srvs/srv/SetBool \"{data: true}\"", flush=True)
     try:
         summary = pipeline.run(args.duration, should_stop=lambda: stop["requested"])
     except KeyboardInterrupt:
         summary = pipeline.observer.summary
     finally:
         pipeline.close()
-    print(f"{summary.frames} frames, {summary.faces} faces, {len(summary.track_ids)} tracks, "
-          f"{summary.fps:.1f} frames/s")
+    if summary.summaries:
+        print(f"{summary.summaries} aggregate summaries (policy.aggregate_only)")
+    else:
+        print(f"{summary.frames} frames, {summary.faces} faces, {len(summary.track_ids)} tracks, "
+              f"{summary.fps:.1f} frames/s")
     return 0
 
 

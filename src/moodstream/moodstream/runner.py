@@ -30,7 +30,7 @@ from moodstream_common.lifecycle import StageNode
 from moodstream_common.local_bus import share_stage_topics
 from moodstream_common.ros import IMAGE_QOS, RESULT_QOS, record_qos
 from moodstream_detect.node import DetectNode
-from moodstream_interfaces.msg import Emotion, EmotionArray
+from moodstream_interfaces.msg import Emotion, EmotionArray, EmotionSummary
 from moodstream_openmv.node import OpenMVNode
 
 from .params import Overrides
@@ -43,6 +43,7 @@ class RunSummary:
     faces: int = 0
     track_ids: set[int] = field(default_factory=set)
     primary_labels: Counter = field(default_factory=Counter)
+    summaries: int = 0  # aggregate windows (policy.aggregate_only)
     seconds: float = 0.0
 
     @property
@@ -63,6 +64,7 @@ class Observer(Node):
         # Every frame counts in the summary: the same deep queue as the bridge's.
         self.create_subscription(EmotionArray, "emotions", self._on_emotions, record_qos(100))
         self.create_subscription(Emotion, "emotion", self._on_emotion, RESULT_QOS)
+        self.create_subscription(EmotionSummary, "emotions/summary", self._on_summary, record_qos(100))
         if want_images:
             self.create_subscription(Image, "emotion/image", self._on_annotated, IMAGE_QOS)
 
@@ -79,6 +81,9 @@ class Observer(Node):
     def _on_emotion(self, msg: Emotion) -> None:
         if msg.face_present:
             self.summary.primary_labels[msg.face.smoothed_label] += 1
+
+    def _on_summary(self, msg: EmotionSummary) -> None:
+        self.summary.summaries += 1
 
     def _on_annotated(self, msg: Image) -> None:
         image = image_to_numpy(msg)
@@ -104,6 +109,7 @@ class Pipeline:
         console_sink: Callable[[str], None] | None = None,
         want_images: bool = False,
         on_image: Callable[[np.ndarray], None] | None = None,
+        consent: bool = False,
     ) -> None:
         prepare_environment()
         self.context = Context()
@@ -121,7 +127,8 @@ class Pipeline:
             self.capture = self.detect = self.classify = self.openmv = None
             if openmv:  # the camera detects and classifies; its host node publishes emotions/emotion
                 self.openmv = self._add(OpenMVNode(parameter_overrides=params("openmv"), cli_args=[
-                    "--ros-args", "-r", "openmv/emotions:=emotions", "-r", "openmv/emotion:=emotion"], **common))
+                    "--ros-args", "-r", "openmv/emotions:=emotions", "-r", "openmv/emotion:=emotion",
+                    "-r", "openmv/emotions/summary:=emotions/summary"], **common))
             else:
                 if image_topic is None:
                     self.capture = self._add(CaptureNode(parameter_overrides=params("capture"), **common))
@@ -134,12 +141,26 @@ class Pipeline:
             for node in self.nodes:  # the lifecycle stages: configure and activate, as the launch file's do
                 if isinstance(node, StageNode) and node.params["autostart"]:
                     node.bring_up()
+            if consent:
+                self.give_consent("the runner's --consent")
             self.executor = SingleThreadedExecutor(context=self.context)
             for node in self.nodes:
                 self.executor.add_node(node)
         except BaseException:
             self.close()
             raise
+
+    @property
+    def consent_host(self):
+        """The node hosting the consent service (policy.require_consent), or None."""
+        for node in (self.detect, self.openmv):
+            if node is not None and node.consent is not None:
+                return node.consent
+        return None
+
+    def give_consent(self, by: str) -> None:
+        if self.consent_host is not None:
+            self.consent_host.set(True, by)
 
     def _add(self, node: Node) -> Node:
         self.nodes.append(node)

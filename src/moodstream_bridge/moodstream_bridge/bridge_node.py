@@ -1,27 +1,27 @@
 """Bridge node: relays ``emotions`` to MQTT and InfluxDB, and records the local mood history
-(SQLite) only when the operator asks for it (``history: always``, the runner's ``--history``)."""
+(SQLite) only when the operator asks for it (``history: always``, the runner's ``--history``).
+In aggregate mode (``policy.aggregate_only``) it relays ``emotions/summary`` instead, and keeps
+no history. It watches its own egress and storage, and the emotion topics' subscribers, against
+the policy; the flags go to ``/diagnostics``, the audit log and the MQTT status topic."""
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import socket
 import time
 from pathlib import Path
-from urllib.parse import urlparse
 
-from moodstream_common.audit import AuditLog
 from moodstream_common.lifecycle import StageNode
 from moodstream_common.parameters import Spec, defaults
 from moodstream_common.policy import POLICY_SPECS
-from moodstream_common.ros import record_qos, run_node
-from moodstream_interfaces.msg import EmotionArray
+from moodstream_common.ros import ParameterError, record_qos, run_node, stamp_to_seconds
+from moodstream_interfaces.msg import EmotionArray, EmotionSummary
 
 from .history import STATE_DIR, History
-from .influx_writer import InfluxSettings, InfluxWriter
+from .influx_writer import InfluxSettings, InfluxWriter, summary_line_protocol
 from .mqtt_relay import MqttRelay, MqttSettings, credentials
 from .outbox import Outbox
-from .records import RateLimiter, encode, records_from_array
+from .records import RateLimiter, encode, records_from_array, summary_payload
 
 
 def _restart(default, description: str, *bounds, **kw) -> Spec:
@@ -32,7 +32,8 @@ SPECS = {
     "robot_id": _restart("", "the robot's name in topics and records (empty: this machine's host name)"),
     "camera_id": _restart("camera", "the camera's name in topics and records"),
     "mqtt_url": _restart("", "mqtt://host:1883 or mqtts://host:8883 (empty: no MQTT)"),
-    "mqtt_topic_prefix": _restart("moodstream", "<prefix>/<robot>/<camera>/emotion and .../status"),
+    "mqtt_topic_prefix": _restart("moodstream", "<prefix>/<robot>/<camera>/emotion (.../summary in aggregate "
+                                  "mode) and .../status"),
     "mqtt_legacy_topic": _restart("", "also publish the bare smoothed label here (the original MoodStream's)"),
     "mqtt_client_id": _restart("", "MQTT client id (empty: a random one)"),
     "mqtt_credentials_file": _restart("", "'user:password' file (else $MOODSTREAM_MQTT_USERNAME / _PASSWORD)"),
@@ -55,28 +56,12 @@ SPECS = {
     "history": _restart("never", "the local mood history: never (nothing on disk), always, or auto (when neither "
                         "MQTT nor InfluxDB is set)", choices=("never", "always", "auto")),
     "history_db": _restart("", "history file (empty: $XDG_STATE_HOME/moodstream/history.db)"),
-    "history_retention_days": _restart(30.0, "days of history kept", 0.01, 36500.0),
+    "history_retention_days": _restart(30.0, "days of history kept (at most policy.retention_days)", 0.01,
+                                       36500.0),
     "queue_depth": _restart(100, "emotion arrays the subscription holds while the bridge catches up", 1, 10000),
-    "audit_log": _restart("", "where emotions leave or are stored, the bridge says so in this hash-chained log "
-                          "(empty: $XDG_STATE_HOME/moodstream/audit.jsonl; `moodstream audit` reads it)"),
     **POLICY_SPECS,
 }
 DEFAULTS = defaults(SPECS)
-
-
-def plaintext_off_loopback(url: str) -> bool:
-    """An mqtt:// or http:// URL to a host that is not this machine: emotions cross a network
-    unencrypted."""
-    parsed = urlparse(url)
-    if parsed.scheme not in ("mqtt", "http", "tcp", "ws"):
-        return False
-    host = parsed.hostname or ""
-    if host == "localhost":
-        return False
-    try:
-        return not ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return True  # a host name: somewhere on the network
 
 
 def influx_settings(p: dict) -> InfluxSettings:
@@ -104,18 +89,21 @@ class BridgeNode(StageNode):
         super().__init__(name, SPECS, **kwargs)
         p = self.params
         p["robot_id"] = p["robot_id"] or socket.gethostname()
-        self.enforce_policy(egress=self.egress, stored=[str(self.history_path)] if self.records_history else [],
-                            audit_path=p["audit_log"])
+        if self.aggregate_only and p["history"] == "always":
+            raise ParameterError("the mood history keeps each person's series, and the policy allows aggregates "
+                                 "only (policy.aggregate_only, or policy.context public): set history to never")
+        self.enforce_policy(egress=self.egress, stored=[str(self.history_path)] if self.records_history else [])
+        self.watch_emotion_topics()
         base = f"{p['mqtt_topic_prefix']}/{p['robot_id']}/{p['camera_id']}"
         self.emotion_topic, self.status_topic = f"{base}/emotion", f"{base}/status"
+        self.summary_topic = f"{base}/summary"
         self.limiter = RateLimiter(p["on_change"], p["max_per_second"])
         self.relay: MqttRelay | None = None
         self.outbox: Outbox | None = None
         self.influx: InfluxWriter | None = None
         self.history: History | None = None
         self.subscription = None
-        self.audit: AuditLog | None = None
-        self.egress_warnings: list[str] = []
+        self.audited_start = False
         self.received = 0
         self.accepted = 0
 
@@ -127,6 +115,8 @@ class BridgeNode(StageNode):
     @property
     def records_history(self) -> bool:
         p = self.params
+        if self.aggregate_only:
+            return False
         return p["history"] == "always" or (p["history"] == "auto" and not p["mqtt_url"] and not p["influx_url"])
 
     @property
@@ -154,30 +144,42 @@ class BridgeNode(StageNode):
             self.influx.start()
             self.get_logger().info(f"writing to InfluxDB {p['influx_url']} ({p['influx_api']} API)")
         if self.records_history:
-            self.history = History(self.history_path, p["history_retention_days"])
+            retention = min(p["history_retention_days"], p["policy.retention_days"])  # flagged when cut
+            self.history = History(self.history_path, retention)
             self.history_limiter = RateLimiter(on_change=False, max_per_second=1.0)
             self.get_logger().info(f"recording the mood history in {self.history.path}")
         self._audit_start()
 
     def _audit_start(self) -> None:
-        """Where emotions go, in the audit log, whenever they leave the process or are stored."""
+        """Where emotions go, in the audit log, whenever they leave the process or are stored; and
+        the watcher's verdict on it."""
         p, egress = self.params, self.egress
         if not egress and self.history is None:
             return  # nothing leaves, nothing is kept: nothing to account for
-        self.audit = AuditLog(p["audit_log"] or None, source=self.get_fully_qualified_name())
-        stored = {"history": str(self.history.path), "retention_days": p["history_retention_days"]} \
+        stored = {"history": str(self.history.path), "retention_days": self.history.retention_ns / 86400e9} \
             if self.history is not None else None
-        self.audit.append("start", robot=p["robot_id"], camera=p["camera_id"], egress=egress, stored=stored,
-                          policy={name: p[name] for name in POLICY_SPECS})
-        self.egress_warnings = [url for url in egress if plaintext_off_loopback(url)]
-        for url in self.egress_warnings:
-            self.audit.append("egress without TLS off the loopback", level="warn", url=url)
-            self.get_logger().warning(f"emotions go to {url} unencrypted, across a network: use mqtts:// or "
-                                      "https:// (see docs/bridge.md)")
+        self.watcher.record("start", robot=p["robot_id"], camera=p["camera_id"], egress=egress, stored=stored,
+                            output="aggregate" if self.aggregate_only else "per person",
+                            policy={name: p[name] for name in POLICY_SPECS})
+        self.audited_start = True
+        for flag in self.watcher.check_egress(egress):
+            self.get_logger().warning(f"{flag.message}: use mqtts:// or https:// (see docs/bridge.md)")
+        if self.history is not None:
+            for flag in self.watcher.check_storage({str(self.history.path): p["history_retention_days"]}):
+                self.get_logger().error(flag.message)
+
+    def check_graph(self) -> None:
+        super().check_graph()
+        if self.relay is not None:
+            self.relay.set_flags([flag.as_dict() for flag in self.watcher.flags])
 
     def start(self) -> None:
-        self.subscription = self.create_subscription(EmotionArray, "emotions", self.on_emotions,
-                                                     record_qos(self.params["queue_depth"]))
+        if self.aggregate_only:
+            self.subscription = self.create_subscription(EmotionSummary, "emotions/summary", self.on_summary,
+                                                         record_qos(self.params["queue_depth"]))
+        else:
+            self.subscription = self.create_subscription(EmotionArray, "emotions", self.on_emotions,
+                                                         record_qos(self.params["queue_depth"]))
 
     def stop(self) -> None:
         if self.subscription is not None:
@@ -185,9 +187,9 @@ class BridgeNode(StageNode):
             self.subscription = None
 
     def teardown(self) -> None:
-        if self.audit is not None:
-            self.audit.append("stop", received=self.received, accepted=self.accepted)
-            self.audit = None
+        if self.audited_start:
+            self.watcher.record("stop", received=self.received, accepted=self.accepted)
+            self.audited_start = False
         if self.relay is not None:
             self.relay.stop()
         if self.influx is not None:
@@ -220,6 +222,16 @@ class BridgeNode(StageNode):
                     self.outbox.put(self.params["mqtt_legacy_topic"], record.smoothed_label.encode())
                 self.accepted += 1
 
+    def on_summary(self, msg: EmotionSummary) -> None:
+        """Aggregate mode: every window goes to MQTT and InfluxDB (no rate limit: one a window)."""
+        self.received += 1
+        payload = summary_payload(msg, self.params["robot_id"], self.params["camera_id"])
+        if self.outbox is not None:
+            self.outbox.put(self.summary_topic, encode(payload))
+            self.accepted += 1
+        if self.influx is not None:
+            self.influx.put_line(summary_line_protocol(payload, int(stamp_to_seconds(msg.header.stamp) * 1e9)))
+
     def status(self) -> tuple[str, str, dict]:
         values = {"received": self.received, "accepted": self.accepted}
         if self.relay is not None and self.outbox is not None:
@@ -237,10 +249,9 @@ class BridgeNode(StageNode):
             return "warn", f"a corrupt database was moved aside and a new one started: {moved[0]}", values
         if self.influx is not None and self.influx.last_error:
             return "warn", self.influx.last_error, values
-        if self.egress_warnings:
-            values["unencrypted_egress"] = ", ".join(self.egress_warnings)
-            if self.relay is None or self.relay.connected:
-                return "warn", f"emotions leave unencrypted for {self.egress_warnings[0]}", values
+        unencrypted = [f.subject for f in self.watcher.flags if f.code == "egress_without_tls"]
+        if unencrypted:
+            values["unencrypted_egress"] = ", ".join(unencrypted)
         if self.relay is not None and not self.relay.connected:
             level = "error" if self.relay.tls_failed else "warn"
             return level, self.relay.last_error or "connecting to the broker", values

@@ -34,3 +34,14 @@ class ChangeReporter:
         if previous is not None and previous.present and previous.track_id == track_id:
             return f"[{when}] {who}: {previous.label} -> {label} ({confidence:.0%}){extra}"
         return f"[{when}] {who}: {label} ({confidence:.0%}){extra}"
+
+
+def summary_line(start_s: float, end_s: float, frames: int, people: int, suppressed: bool,
+                 labels: list[str], shares: list[float]) -> str:
+    """One line for an aggregate window: its span, people, and the shares, largest first."""
+    span = "-".join(dt.datetime.fromtimestamp(t).strftime("%H:%M:%S") for t in (start_s, end_s))
+    who = f"{people} {'person' if people == 1 else 'people'}"
+    if suppressed:
+        return f"[{span}] {frames} frames, {who}: too few people to report shares"
+    ranked = sorted(zip(labels, shares, strict=True), key=lambda pair: -pair[1])
+    return f"[{span}] {frames} frames, {who}: " + ", ".join(f"{label} {share:.0%}" for label, share in ranked)

@@ -1,4 +1,5 @@
-"""Console relay: logs one line per change of the primary face's emotion (topic ``emotion``)."""
+"""Console relay: logs one line per change of the primary face's emotion (topic ``emotion``), and
+one per aggregate window (``emotions/summary``, in aggregate mode)."""
 
 from __future__ import annotations
 
@@ -18,9 +19,9 @@ from moodstream_common.ros import (
     stamp_to_seconds,
 )
 from moodstream_common.stats import StageStats
-from moodstream_interfaces.msg import Emotion
+from moodstream_interfaces.msg import Emotion, EmotionSummary
 
-from .changes import ChangeReporter
+from .changes import ChangeReporter, summary_line
 
 SPECS = {**HEALTH_SPECS}
 DEFAULTS = defaults(SPECS)
@@ -36,6 +37,8 @@ class ConsoleNode(Node):
         self.lines = 0
         self._sink = sink or self.get_logger().info
         self.subscription = self.create_subscription(Emotion, "emotion", self.on_emotion, RESULT_QOS)
+        self.summary_subscription = self.create_subscription(EmotionSummary, "emotions/summary", self.on_summary,
+                                                             RESULT_QOS)
         self.diagnostics = DiagnosticsPublisher(self)
         self.diagnostics.add(self._diagnostic)
 
@@ -50,6 +53,12 @@ class ConsoleNode(Node):
         if line:
             self.lines += 1
             self._sink(line)
+
+    def on_summary(self, msg: EmotionSummary) -> None:
+        self.stats.tick()
+        self.lines += 1
+        self._sink(summary_line(stamp_to_seconds(msg.window_start), stamp_to_seconds(msg.header.stamp), msg.frames,
+                                msg.people, msg.suppressed, list(msg.labels), list(msg.shares)))
 
     def _diagnostic(self) -> DiagnosticStatus:
         values = {**self.stats.summary(), "lines": self.lines}

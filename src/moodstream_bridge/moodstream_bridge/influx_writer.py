@@ -4,7 +4,9 @@ durable outbox like the MQTT relay (ROS-free).
 
 Schema: measurement ``emotion``; tags ``robot``, ``camera``, ``track``, ``label``, ``source``,
 ``mood``; fields ``confidence``, ``smoothed_confidence``, ``p_<label>`` for each class, and
-``smoothed_label`` (string); time: the source frame's stamp, nanoseconds.
+``smoothed_label`` (string); time: the source frame's stamp, nanoseconds. In aggregate mode,
+measurement ``emotion_summary``; tags ``robot``, ``camera``; fields ``frames``,
+``face_observations``, ``people``, ``suppressed`` and ``share_<label>``; time: the window's end.
 """
 
 from __future__ import annotations
@@ -40,6 +42,16 @@ def line_protocol(record: EmotionRecord) -> str:
     fields.append(f"smoothed_label={_string_field(record.smoothed_label)}")
     tag_text = ",".join(f"{k}={_tag(v)}" for k, v in sorted(tags.items()) if v != "")
     return f"{MEASUREMENT},{tag_text} {','.join(fields)} {record.stamp_ns}"
+
+
+def summary_line_protocol(payload: dict, stamp_ns: int) -> str:
+    """An aggregate window (:func:`records.summary_payload`) as one line."""
+    tags = f"robot={_tag(payload['robot'])},camera={_tag(payload['camera'])}"
+    fields = [f"frames={payload['frames']}i", f"face_observations={payload['face_observations']}i",
+              f"people={payload['people']}i", f"suppressed={'true' if payload['suppressed'] else 'false'}"]
+    if not payload["suppressed"]:
+        fields += [f"share_{_tag(label)}={share:.6g}" for label, share in payload["shares"].items()]
+    return f"{MEASUREMENT}_summary,{tags} {','.join(fields)} {stamp_ns}"
 
 
 class InfluxConfigError(ValueError):
@@ -104,6 +116,9 @@ class InfluxWriter:
 
     def put(self, record: EmotionRecord) -> None:
         self.outbox.put("influx", line_protocol(record).encode())
+
+    def put_line(self, line: str) -> None:
+        self.outbox.put("influx", line.encode())
 
     def flush_once(self) -> bool:
         """Send one batch; True when there may be more to send right away."""

@@ -107,6 +107,7 @@ class MqttRelay:
         self.client.on_publish = self._on_publish
         self.client.on_connect_fail = self._on_connect_fail
         self.connected = False
+        self.flags: list[dict] = []
         self.last_error = ""
         self.tls_failed = False  # the last failed connection failed in the TLS handshake
         self.sent = 0
@@ -118,7 +119,20 @@ class MqttRelay:
         self._worker: threading.Thread | None = None
 
     def status_payload(self, state: str) -> bytes:
-        return json.dumps({"schema": "moodstream.status/1", "state": state}).encode()
+        """The retained status: online or offline, and while online the policy flags that hold
+        (``moodstream_common.watch``; an empty list when all is well)."""
+        payload: dict = {"schema": "moodstream.status/1", "state": state}
+        if state == "online":
+            payload["flags"] = self.flags
+        return json.dumps(payload).encode()
+
+    def set_flags(self, flags: list[dict]) -> None:
+        """Publish the status again when the policy flags change."""
+        if flags == self.flags:
+            return
+        self.flags = flags
+        if self.connected:
+            self.client.publish(self.settings.status_topic, self.status_payload("online"), qos=1, retain=True)
 
     # -- paho callbacks (paho's network thread), for paho-mqtt 1.6 and 2.x ----------------------------
     def _on_connect(self, client, userdata, flags, reason_code, properties=None) -> None:

@@ -102,3 +102,23 @@ class RateLimiter:
             for stale in list(self._last)[:1000]:
                 del self._last[stale]
         return True
+
+
+SUMMARY_SCHEMA = "moodstream.summary/1"
+
+
+def summary_payload(msg, robot: str, camera: str) -> dict:
+    """The JSON payload of an ``EmotionSummary`` (aggregate mode; duck-typed: no rclpy needed)."""
+
+    def iso(stamp) -> str:
+        seconds = stamp.sec + stamp.nanosec * 1e-9
+        return dt.datetime.fromtimestamp(seconds, dt.timezone.utc).isoformat(timespec="milliseconds")[:-6] + "Z"
+
+    return {
+        "schema": SUMMARY_SCHEMA, "robot": robot, "camera": camera,
+        "window_start": iso(msg.window_start), "window_end": iso(msg.header.stamp),
+        "frames": msg.frames, "face_observations": msg.face_observations, "people": msg.people,
+        "max_faces_in_view": msg.max_faces_in_view, "suppressed": bool(msg.suppressed),
+        "counts": dict(zip(msg.labels, (int(c) for c in msg.counts), strict=True)),
+        "shares": dict(zip(msg.labels, (round(float(s), 6) for s in msg.shares), strict=True)),
+    }

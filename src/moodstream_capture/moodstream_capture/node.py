@@ -11,9 +11,11 @@ from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
 from moodstream_common.backoff import Backoff
+from moodstream_common.consent import ConsentListener
 from moodstream_common.image_conv import numpy_to_image
 from moodstream_common.lifecycle import StageNode
 from moodstream_common.parameters import HEALTH_SPECS, Spec, defaults
+from moodstream_common.policy import POLICY_SPECS
 from moodstream_common.preprocess import to_gray
 from moodstream_common.ros import IMAGE_QOS, health_config, run_node
 
@@ -36,6 +38,7 @@ SPECS = {
     "max_frames": Spec(0, "stop after this many frames (0: never)", 0, 2**31 - 1),
     "reconnect_max_s": Spec(10.0, "longest wait between reconnect attempts (s)", 0.5, 3600.0),
     **HEALTH_SPECS,  # expected_rate_hz 0: the fps parameter
+    **POLICY_SPECS,
 }
 DEFAULTS = defaults(SPECS)
 
@@ -49,6 +52,9 @@ class CaptureNode(StageNode):
     def __init__(self, name: str = "capture", **kwargs) -> None:
         super().__init__(name, SPECS, **kwargs)
         p = self.params
+        self.enforce_policy()
+        # With policy.require_consent the camera stays closed until consent/state says yes.
+        self.consent = ConsentListener(self, self._on_consent) if p["policy.require_consent"] else None
         self.publisher = self.mono_publisher = self.info_publisher = self.timer = None
         self.calibration: Calibration | None = None
         self._calibration_warning = ""
@@ -104,6 +110,19 @@ class CaptureNode(StageNode):
         self._backoff.maximum = p["reconnect_max_s"]
         self.health = health_config({**p, "expected_rate_hz": p["expected_rate_hz"] or p["fps"]})
 
+    def _on_consent(self, granted: bool) -> None:
+        if granted:
+            self.stats.restart_clock()
+            self.get_logger().info("consent given: the camera opens")
+        elif self._source is not None and self._opened:
+            self._source.close()
+            self._opened = False
+            self.get_logger().info(f"consent revoked: {self._source.description} closed")
+
+    @property
+    def waiting_for_consent(self) -> bool:
+        return self.consent is not None and not self.consent.granted
+
     def _fail(self, message: str) -> None:
         """The source failed: say so, and retry it after a growing delay."""
         self._last_error = message
@@ -114,7 +133,7 @@ class CaptureNode(StageNode):
 
     def step(self) -> None:
         """Timer callback: (re)open the source when due, read one frame, publish it."""
-        if self.finished or self._source is None:
+        if self.finished or self._source is None or self.waiting_for_consent:
             return
         if not self._opened:
             if time.monotonic() < self._retry_at:
@@ -176,6 +195,8 @@ class CaptureNode(StageNode):
             return "warn", self._calibration_warning, values
         if self.finished:
             return "ok", "source finished", values
+        if self.waiting_for_consent:
+            return "ok", "waiting for consent: the camera is closed", values
         level, why = self.stats.health(self.health, "capture", "frames from the source")
         return level, why or "capturing", values
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from builtin_interfaces.msg import Time
 from sensor_msgs.msg import RegionOfInterest
 from std_msgs.msg import Header
 
-from moodstream_interfaces.msg import Emotion, EmotionArray, FaceEmotion
+from moodstream_common.aggregate import Summary
+from moodstream_interfaces.msg import Emotion, EmotionArray, EmotionSummary, FaceEmotion
 
 from .estimator import FaceResult, FrameResult
 from .moods import MOODS, to_moods
@@ -46,3 +48,17 @@ def to_messages(result: FrameResult, header: Header, labels: list[str], image_wi
         by_track = {f.track_id: m for f, m in zip(result.faces, faces, strict=True)}
         primary.face = by_track.get(result.primary.track_id) or face_to_msg(result.primary, labels)
     return array, primary
+
+
+def summary_to_msg(summary: Summary, frame_id: str) -> EmotionSummary:
+    """An aggregate window (policy.aggregate_only) as an ``EmotionSummary``."""
+
+    def stamp(seconds: float) -> Time:
+        sec = int(seconds)
+        return Time(sec=sec, nanosec=int(round((seconds - sec) * 1e9)) % 1_000_000_000)
+
+    return EmotionSummary(
+        header=Header(stamp=stamp(summary.end), frame_id=frame_id), window_start=stamp(summary.start),
+        frames=summary.frames, face_observations=summary.face_observations, people=summary.people,
+        max_faces_in_view=summary.max_faces_in_view, suppressed=summary.suppressed, labels=list(summary.labels),
+        counts=list(summary.counts), shares=[float(s) for s in summary.shares])

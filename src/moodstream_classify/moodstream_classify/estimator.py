@@ -71,6 +71,14 @@ class EmotionEstimator:
         self._smoothers: dict[int, EmotionSmoother] = {}
         self._last: dict[int, FaceResult] = {}
 
+    def forget(self) -> None:
+        """Drop every track, its smoothed history and the primary face (consent revoked); new
+        faces get new track ids, never one used before."""
+        self.tracker.tracks.clear()
+        self._smoothers.clear()
+        self._last.clear()
+        self.primary = PrimaryFaceSelector(self.primary.switch_ratio, self.primary.hold_frames)
+
     def reconfigure_smoothing(self, config: SmoothingConfig) -> None:
         """New smoothing for every face; each existing face keeps its smoothed probabilities."""
         self.smoothing = config

@@ -1,4 +1,6 @@
-"""Classify node: ``faces`` to ``emotions`` (every face), ``emotion`` (primary face) and ``emotion/image``."""
+"""Classify node: ``faces`` to ``emotions`` (every face), ``emotion`` (primary face) and
+``emotion/image``; with ``policy.aggregate_only`` (or ``policy.context: public``) to
+``emotions/summary`` alone: counts and shares over a window, nothing that follows a person."""
 
 from __future__ import annotations
 
@@ -8,6 +10,8 @@ from pathlib import Path
 
 from sensor_msgs.msg import Image
 
+from moodstream_common.aggregate import Aggregator
+from moodstream_common.consent import ConsentListener
 from moodstream_common.image_conv import ImageFormatError, image_to_bgr, image_to_numpy, numpy_to_image
 from moodstream_common.lifecycle import StageNode
 from moodstream_common.parameters import HEALTH_SPECS, INPUT_SPECS, Spec, defaults
@@ -22,10 +26,10 @@ from moodstream_common.ros import (
     stamp_to_seconds,
     too_old,
 )
-from moodstream_interfaces.msg import DetectedFaces, Emotion, EmotionArray
+from moodstream_interfaces.msg import DetectedFaces, Emotion, EmotionArray, EmotionSummary
 
 from .annotate import annotate
-from .convert import to_messages
+from .convert import summary_to_msg, to_messages
 from .estimator import ESTIMATOR_SPECS, FrameResult, estimator_from_params, reconfigure
 from .model import RUNTIMES, EmotionModel, default_model_path
 
@@ -51,14 +55,19 @@ DEFAULTS = defaults(SPECS)
 
 
 class ClassifyNode(StageNode):
-    """``faces`` in, ``emotions`` / ``emotion`` (and ``emotion/image``) out. configure loads the
-    model; activate subscribes."""
+    """``faces`` in, ``emotions`` / ``emotion`` (and ``emotion/image``) out, or ``emotions/summary``
+    in aggregate mode. configure loads the model; activate subscribes. It watches who subscribes
+    to the emotion topics (``policy.allowed_consumers``)."""
 
     stage = "classify"
 
     def __init__(self, name: str = "classify", **kwargs) -> None:
         super().__init__(name, SPECS, **kwargs)
         self.enforce_policy()  # the context rules (nothing leaves this node but topics)
+        self.watch_emotion_topics()
+        self.consent = ConsentListener(self, self._on_consent) if self.params["policy.require_consent"] else None
+        self.aggregator: Aggregator | None = None
+        self.summary_pub = None
         self.health = health_config(self.params)
         self.model: EmotionModel | None = None
         self.estimator = None
@@ -69,6 +78,7 @@ class ClassifyNode(StageNode):
         # Results whose source frame has not arrived yet (composed with capture, faces come in-process
         # before the colour frame comes through DDS).
         self._pending: OrderedDict[tuple[int, int], tuple[DetectedFaces, FrameResult]] = OrderedDict()
+        self._frame_id = ""
 
     def setup(self) -> None:
         p = self.params
@@ -76,17 +86,25 @@ class ClassifyNode(StageNode):
         self.model = EmotionModel(model_path, p["labels_path"] or None, p["num_threads"], p["runtime"])
         self.estimator = estimator_from_params(p, self.model)
         self.model_id = f"{self.model.name}@{self.model.version}"
-        self.emotions_pub = self.create_publisher(EmotionArray, "emotions", RESULT_QOS)
-        self.emotion_pub = self.create_publisher(Emotion, "emotion", RESULT_QOS)
-        self.image_pub = self.create_publisher(Image, "emotion/image", IMAGE_QOS)
+        if self.aggregate_only:  # no per-person topic exists at all
+            self.aggregator = Aggregator(self.model.labels, p["policy.aggregate_window_s"],
+                                         p["policy.aggregate_min_people"])
+            self.summary_pub = self.create_publisher(EmotionSummary, "emotions/summary", RESULT_QOS)
+            self.get_logger().info(f"aggregate only: emotions/summary every {p['policy.aggregate_window_s']:g} s, "
+                                   f"shares when {p['policy.aggregate_min_people']} or more people were in view")
+        else:
+            self.emotions_pub = self.create_publisher(EmotionArray, "emotions", RESULT_QOS)
+            self.emotion_pub = self.create_publisher(Emotion, "emotion", RESULT_QOS)
+            self.image_pub = self.create_publisher(Image, "emotion/image", IMAGE_QOS)
         self.get_logger().info(f"model {self.model.path} ({self.model_id}) on runtime {self.model.runtime}, "
                                f"labels {', '.join(self.model.labels)}")
 
     def start(self) -> None:
         self.subscription = self.create_stage_subscription(DetectedFaces, "faces", self.on_faces,
                                                            input_qos(self.params))
-        self._update_image_subscription()
-        self._annotation_timer = self.create_timer(0.5, self._update_image_subscription)
+        if self.image_pub is not None:
+            self._update_image_subscription()
+            self._annotation_timer = self.create_timer(0.5, self._update_image_subscription)
 
     def stop(self) -> None:
         if self.subscription is not None:
@@ -98,19 +116,33 @@ class ClassifyNode(StageNode):
         self.subscription = self._image_sub = self._annotation_timer = None
         self._frames.clear()
         self._pending.clear()
+        self._publish_summary(self.aggregator.flush() if self.aggregator is not None else None)
 
     def teardown(self) -> None:
-        for pub in (self.emotions_pub, self.emotion_pub, self.image_pub):
+        for pub in (self.emotions_pub, self.emotion_pub, self.image_pub, self.summary_pub):
             if pub is not None:
                 self.destroy_publisher(pub)
-        self.emotions_pub = self.emotion_pub = self.image_pub = None
-        self.model = self.estimator = None
+        self.emotions_pub = self.emotion_pub = self.image_pub = self.summary_pub = None
+        self.model = self.estimator = self.aggregator = None
+
+    def _on_consent(self, granted: bool) -> None:
+        self.watcher.check_consent(processing=False, consent=granted)
+        if not granted and self.estimator is not None:  # forget every track and its smoothed history
+            self.estimator.forget()
+            self._frames.clear()
+            self._pending.clear()
+            if self.aggregator is not None:
+                self.aggregator.forget()
+
+    def _publish_summary(self, summary) -> None:
+        if summary is not None and self.summary_pub is not None:
+            self.summary_pub.publish(summary_to_msg(summary, self._frame_id))
 
     def on_parameters(self, names: set[str]) -> None:
         """Live changes, from the next frame on (tracks and their ids are kept)."""
         if names & set(ESTIMATOR_SPECS) and self.estimator is not None:
             reconfigure(self.estimator, self.params)
-        if "annotate" in names and self.subscription is not None:
+        if "annotate" in names and self.subscription is not None and self.image_pub is not None:
             self._update_image_subscription()
         while len(self._frames) > self.params["frame_buffer"]:
             self._frames.popitem(last=False)
@@ -173,6 +205,12 @@ class ClassifyNode(StageNode):
         return result, array, primary
 
     def on_faces(self, msg: DetectedFaces) -> None:
+        if self.consent is not None and not self.consent.granted:
+            # Faces while consent is withheld: a stage upstream does not follow the policy.
+            for flag in self.watcher.check_consent(processing=True, consent=False):
+                self.get_logger().error(flag.message, throttle_duration_sec=30.0)
+            self.stats.drop("no consent")
+            return
         t0 = time.perf_counter()
         stale = too_old(self, msg.header.stamp, self.params["max_frame_age_s"])
         if stale:
@@ -185,8 +223,14 @@ class ClassifyNode(StageNode):
             self.stats.drop(reason)
             self.get_logger().warning(reason, throttle_duration_sec=5.0)
             return
-        self.emotions_pub.publish(array)
-        self.emotion_pub.publish(primary)
+        if self.aggregator is not None:
+            self._frame_id = msg.header.frame_id
+            self._publish_summary(self.aggregator.add(stamp_to_seconds(msg.header.stamp),
+                                                      [f.track_id for f in result.faces],
+                                                      [f.smoothed_label for f in result.faces]))
+        else:
+            self.emotions_pub.publish(array)
+            self.emotion_pub.publish(primary)
         now = self.get_clock().now().nanoseconds * 1e-9
         self.stats.add_latency("classify", time.perf_counter() - t0)
         self.stats.add_latency("frame_to_emotion", now - stamp_to_seconds(msg.header.stamp))
@@ -199,6 +243,12 @@ class ClassifyNode(StageNode):
         values["model"] = self.model_id
         values["runtime"] = self.model.runtime
         values["model_path"] = str(self.model.path)
+        if self.aggregator is not None:
+            values["output"] = "aggregate only (emotions/summary)"
+        if self.consent is not None:
+            values["consent"] = self.consent.granted
+            if not self.consent.granted:
+                return "ok", "waiting for consent", values
         level, why = self.stats.health(self.health, "classify", "faces")
         return level, why or "classifying", values
 

@@ -26,9 +26,14 @@ from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackRet
 from .audit import AuditLog
 from .local_bus import LocalBus, LocalSubscription, StagePublisher
 from .parameters import Spec
-from .policy import POLICY_SPECS, PolicyError, check
+from .policy import POLICY_SPECS, PolicyError, aggregate_only, check
 from .ros import DiagnosticsPublisher, ParameterError, declare_parameters, diagnostic_status
 from .stats import StageStats
+from .watch import SEVERITY, PolicyWatcher
+
+#: The topics that carry emotions, and those of them that follow a person (tracks, boxes).
+EMOTION_TOPICS = ("emotions", "emotion", "emotion/image", "emotions/summary")
+PER_PERSON_TOPICS = ("emotions", "emotion", "emotion/image")
 
 LIFECYCLE_SPECS = {
     "autostart": Spec(True, "configure and activate at start (false: wait for ros2 lifecycle set or a manager)",
@@ -49,6 +54,9 @@ class StageNode(LifecycleNode):
         self.stats = StageStats()
         self.transition_error = ""
         self._transition_exception: Exception | None = None
+        self.watcher: PolicyWatcher | None = None
+        self._graph_timer = None
+        self._watch_prefix = ""
         self.diagnostics = DiagnosticsPublisher(self)
         self.diagnostics.add(self._diagnostic)
 
@@ -72,19 +80,49 @@ class StageNode(LifecycleNode):
     def on_parameters(self, names: set[str]) -> None:
         """Apply live parameter changes (see declare_parameters)."""
 
-    def enforce_policy(self, egress=(), stored=(), audit_path: str = "") -> None:
+    def open_audit(self) -> AuditLog:
+        return AuditLog(self.params["policy.audit_log"] or None, source=self.get_fully_qualified_name())
+
+    def enforce_policy(self, egress=(), stored=()) -> None:
         """Refuse to start (ParameterError: exit status 2) what the declared policy forbids, and
-        record the refusal in the audit log."""
+        record the refusal in the audit log; else start watching (:attr:`watcher`)."""
         try:
             check(self.params, egress, stored)
         except PolicyError as err:
             try:
-                AuditLog(audit_path or None, source=self.get_fully_qualified_name()).append(
-                    "refused start", level="error", reason=str(err),
-                    policy={name: self.params[name] for name in POLICY_SPECS})
+                self.open_audit().append("refused start", level="error", reason=str(err),
+                                         policy={name: self.params[name] for name in POLICY_SPECS})
             except OSError as log_err:
                 self.get_logger().error(f"could not record the refusal in the audit log: {log_err}")
             raise ParameterError(str(err)) from None
+        self.watcher = PolicyWatcher(self.params, audit=self.open_audit)
+
+    @property
+    def aggregate_only(self) -> bool:
+        return aggregate_only(self.params)
+
+    def watch_emotion_topics(self, prefix: str = "", period_s: float = 2.0) -> None:
+        """Check, every ``period_s``, who subscribes to the emotion topics (``prefix`` + each of
+        :data:`EMOTION_TOPICS`, against ``policy.allowed_consumers``) and, in aggregate mode, who
+        publishes per-person emotions."""
+        self._watch_prefix = prefix
+        self._graph_timer = self.create_timer(period_s, self.check_graph)
+
+    def check_graph(self) -> None:
+        own = LocalBus.of(self.context).nodes | {self.get_fully_qualified_name()}
+
+        def names(infos) -> list[str]:
+            return [f"{info.node_namespace.rstrip('/')}/{info.node_name}" for info in infos]
+
+        topics = [self.resolve_topic_name(self._watch_prefix + topic) for topic in EMOTION_TOPICS]
+        subscribers = {topic: names(self.get_subscriptions_info_by_topic(topic)) for topic in topics}
+        for flag in self.watcher.check_subscribers(subscribers, own):
+            self.get_logger().error(flag.message, throttle_duration_sec=30.0)
+        if self.aggregate_only:
+            per_person = [self.resolve_topic_name(self._watch_prefix + topic) for topic in PER_PERSON_TOPICS]
+            publishers = {topic: names(self.get_publishers_info_by_topic(topic)) for topic in per_person}
+            for flag in self.watcher.check_output(publishers):
+                self.get_logger().error(flag.message, throttle_duration_sec=30.0)
 
     # -- stage-to-stage topics: in-process when the stages share a process (local_bus) -----------
     def create_stage_publisher(self, msg_type, topic: str, qos) -> StagePublisher:
@@ -185,4 +223,8 @@ class StageNode(LifecycleNode):
             if self.transition_error:
                 level, message = "error", self.transition_error
         values["lifecycle"] = state
+        if self.watcher is not None and self.watcher.flags:
+            values["policy_flags"] = ", ".join(sorted({f.code for f in self.watcher.flags}))
+            if SEVERITY[self.watcher.level()] > SEVERITY[level]:
+                level, message = self.watcher.level(), self.watcher.summary()
         return diagnostic_status(self, self.stage, level, message or state, values)

@@ -35,6 +35,7 @@ class LocalBus:
 
     def __init__(self) -> None:
         self.topics: set[str] = set()
+        self.nodes: set[str] = set()  # the nodes composed in this process (fully qualified)
         self._subscribers: dict[str, list[LocalSubscription]] = {}
 
     @classmethod
@@ -96,6 +97,9 @@ def share_stage_topics(nodes) -> list[str]:
     """Mark as local each stage-to-stage topic that one of ``nodes`` publishes and another reads
     (capture's ``image_mono`` to detect, detect's ``faces`` to classify), when both resolve it to
     the same name; returns the topics shared."""
+    if not nodes:
+        return []
+    LocalBus.of(nodes[0].context).nodes.update(node.get_fully_qualified_name() for node in nodes)
     by_stage = {getattr(node, "stage", ""): node for node in nodes}
     shared = []
     for producer, consumer, topic in (("capture", "detect", "image_mono"), ("detect", "classify", "faces")):

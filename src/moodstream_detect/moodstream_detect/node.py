@@ -10,9 +10,11 @@ import time
 
 from sensor_msgs.msg import Image, RegionOfInterest
 
+from moodstream_common.consent import ConsentHost
 from moodstream_common.image_conv import ImageFormatError, image_to_bgr, numpy_to_image
 from moodstream_common.lifecycle import StageNode
 from moodstream_common.parameters import HEALTH_SPECS, INPUT_SPECS, Spec, defaults
+from moodstream_common.policy import POLICY_SPECS
 from moodstream_common.preprocess import crop_face, to_gray
 from moodstream_common.ros import (
     RESULT_QOS,
@@ -45,6 +47,7 @@ SPECS = {
     **HEALTH_SPECS,
     "expected_rate_hz": Spec(30.0, HEALTH_SPECS["expected_rate_hz"].description, 0.0, 1000.0),
     "latency_budget_ms": Spec(50.0, HEALTH_SPECS["latency_budget_ms"].description, 0.0, 60000.0),
+    **POLICY_SPECS,
 }
 DEFAULTS = defaults(SPECS)
 #: Changing any of these rebuilds the detector.
@@ -58,15 +61,23 @@ def frame_of(msg: Image):
 
 
 class DetectNode(StageNode):
-    """``image_mono`` in, ``faces`` out. configure builds the detector; activate subscribes."""
+    """``image_mono`` in, ``faces`` out. configure builds the detector; activate subscribes. With
+    ``policy.require_consent`` it hosts the ``consent`` service (every camera pipeline runs it)."""
 
     stage = "detect"
 
     def __init__(self, name: str = "detect", **kwargs) -> None:
         super().__init__(name, SPECS, **kwargs)
+        self.enforce_policy()
         self.health = health_config(self.params)
         self.detector: RoiDetector | None = None
         self.publisher = self.subscription = None
+        self.consent = ConsentHost(self, self._on_consent, self.watcher) if self.params["policy.require_consent"] \
+            else None
+
+    def _on_consent(self, granted: bool) -> None:
+        if not granted and self.detector is not None:
+            self.detector = self._build_detector()  # forget the faces it was following
 
     def setup(self) -> None:
         self.detector = self._build_detector()
@@ -123,6 +134,9 @@ class DetectNode(StageNode):
         return out
 
     def on_image(self, msg: Image) -> None:
+        if self.consent is not None and not self.consent.granted:
+            self.stats.drop("no consent")
+            return
         t0 = time.perf_counter()
         stale = too_old(self, msg.header.stamp, self.params["max_frame_age_s"])
         if stale:
@@ -144,6 +158,10 @@ class DetectNode(StageNode):
     def status(self) -> tuple[str, str, dict]:
         values = self.stats.summary()
         values["detector"] = self.detector.name if self.detector else self.params["detector"]
+        if self.consent is not None:
+            values["consent"] = self.consent.granted
+            if not self.consent.granted:
+                return "ok", "waiting for consent", values
         level, why = self.stats.health(self.health, "detect", "images")
         return level, why or "detecting", values
 

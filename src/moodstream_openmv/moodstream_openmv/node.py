@@ -1,6 +1,9 @@
 """OpenMV host node: reads the camera's UART frames with pyserial and publishes the same emotion
 messages as the host pipeline, on ``openmv/emotions`` and ``openmv/emotion`` (remap them to
-``emotions`` / ``emotion`` to stand in for the host pipeline)."""
+``emotions`` / ``emotion`` to stand in for the host pipeline); in aggregate mode
+(``policy.aggregate_only``) ``openmv/emotions/summary`` alone. With ``policy.require_consent`` it
+hosts the ``consent`` service and leaves the serial port closed until consent is given: the
+camera keeps running its firmware, but nothing it sends is read."""
 
 from __future__ import annotations
 
@@ -12,15 +15,17 @@ import numpy as np
 import serial
 from std_msgs.msg import Header
 
-from moodstream_classify.convert import to_messages
+from moodstream_classify.convert import summary_to_msg, to_messages
 from moodstream_classify.estimator import ESTIMATOR_SPECS, estimator_from_params, reconfigure
+from moodstream_common.aggregate import Aggregator
 from moodstream_common.backoff import Backoff
+from moodstream_common.consent import ConsentHost
 from moodstream_common.lifecycle import StageNode
 from moodstream_common.parameters import Spec, defaults
 from moodstream_common.policy import POLICY_SPECS
 from moodstream_common.preprocess import Box
 from moodstream_common.ros import record_qos, run_node
-from moodstream_interfaces.msg import Emotion, EmotionArray
+from moodstream_interfaces.msg import Emotion, EmotionArray, EmotionSummary
 
 from .firmware_protocol import LABELS
 from .protocol import BareLabel, CameraError, FacesFrame, Heartbeat, LineParser
@@ -57,7 +62,11 @@ class OpenMVNode(StageNode):
     def __init__(self, name: str = "openmv", **kwargs) -> None:
         super().__init__(name, SPECS, **kwargs)
         self.enforce_policy()  # the context rules (nothing leaves this node but topics)
+        self.watch_emotion_topics("openmv/")
         p = self.params
+        self.consent = ConsentHost(self, self._on_consent, self.watcher) if p["policy.require_consent"] else None
+        self.aggregator: Aggregator | None = None
+        self.summary_pub = None
         self.parser = LineParser(accept_bare_labels=p["accept_bare_labels"])
         self.estimator = estimator_from_params(p, None, list(LABELS))
         self.emotions_pub = self.emotion_pub = self.timer = None
@@ -78,9 +87,28 @@ class OpenMVNode(StageNode):
         self._dropped_at = -1e9
 
     def setup(self) -> None:
-        qos = record_qos(self.params["queue_depth"])
-        self.emotions_pub = self.create_publisher(EmotionArray, "openmv/emotions", qos)
-        self.emotion_pub = self.create_publisher(Emotion, "openmv/emotion", qos)
+        p = self.params
+        qos = record_qos(p["queue_depth"])
+        if self.aggregate_only:
+            self.aggregator = Aggregator(LABELS, p["policy.aggregate_window_s"], p["policy.aggregate_min_people"])
+            self.summary_pub = self.create_publisher(EmotionSummary, "openmv/emotions/summary", qos)
+        else:
+            self.emotions_pub = self.create_publisher(EmotionArray, "openmv/emotions", qos)
+            self.emotion_pub = self.create_publisher(Emotion, "openmv/emotion", qos)
+
+    def _on_consent(self, granted: bool) -> None:
+        if not granted:  # stop reading, forget every track and what waited to be published
+            self._close_port()
+            self.backlog.clear()
+            self.estimator.forget()
+            if self.aggregator is not None:
+                self.aggregator.forget()
+
+    def _close_port(self) -> None:
+        if self._serial is not None:
+            with contextlib.suppress(serial.SerialException, OSError):
+                self._serial.close()
+            self._serial = None
 
     def start(self) -> None:
         self._retry_at = 0.0
@@ -91,16 +119,19 @@ class OpenMVNode(StageNode):
         if self.timer is not None:
             self.destroy_timer(self.timer)
             self.timer = None
-        if self._serial is not None:
-            with contextlib.suppress(serial.SerialException, OSError):
-                self._serial.close()
-            self._serial = None
+        self._close_port()
+        if self.aggregator is not None:
+            self._publish_summary(self.aggregator.flush())
 
     def teardown(self) -> None:
-        for pub in (self.emotions_pub, self.emotion_pub):
+        for pub in (self.emotions_pub, self.emotion_pub, self.summary_pub):
             if pub is not None:
                 self.destroy_publisher(pub)
-        self.emotions_pub = self.emotion_pub = None
+        self.emotions_pub = self.emotion_pub = self.summary_pub = self.aggregator = None
+
+    def _publish_summary(self, summary) -> None:
+        if summary is not None and self.summary_pub is not None:
+            self.summary_pub.publish(summary_to_msg(summary, self.params["frame_id"]))
 
     def on_parameters(self, names: set[str]) -> None:
         """Live changes: smoothing and tracking from the next frame on, the reconnect limit."""
@@ -144,6 +175,8 @@ class OpenMVNode(StageNode):
         self.get_logger().warning(f"{message}; retrying in {delay:.1f} s", throttle_duration_sec=10.0)
 
     def poll(self) -> None:
+        if self.consent is not None and not self.consent.granted:
+            return  # the port stays closed until consent is given
         if self._serial is None:
             if time.monotonic() >= self._retry_at:
                 self._open()
@@ -189,11 +222,16 @@ class OpenMVNode(StageNode):
             self.camera_t_ms, self.camera_fps = event.t_ms, event.fps
             self.camera_error = ""
         result = self.estimator.update(boxes, [1.0] * len(boxes), np.asarray(probs, np.float32).reshape(-1, 6))
-        header = Header(stamp=self.get_clock().now().to_msg(), frame_id=p["frame_id"])
-        array, primary = to_messages(result, header, list(LABELS), p["image_width"], p["image_height"],
-                                     "openmv-int8")
-        self.emotions_pub.publish(array)
-        self.emotion_pub.publish(primary)
+        now = self.get_clock().now()
+        if self.aggregator is not None:
+            self._publish_summary(self.aggregator.add(now.nanoseconds * 1e-9, [f.track_id for f in result.faces],
+                                                      [f.smoothed_label for f in result.faces]))
+        else:
+            header = Header(stamp=now.to_msg(), frame_id=p["frame_id"])
+            array, primary = to_messages(result, header, list(LABELS), p["image_width"], p["image_height"],
+                                         "openmv-int8")
+            self.emotions_pub.publish(array)
+            self.emotion_pub.publish(primary)
         self.published += 1
 
     def status(self) -> tuple[str, str, dict]:
@@ -204,6 +242,12 @@ class OpenMVNode(StageNode):
                   "reconnects": self.reconnects, "camera_fps": f"{self.camera_fps:.1f}",
                   "camera_time_ms": self.camera_t_ms, "published": self.published, "backlog": len(self.backlog),
                   "backlog_dropped": self.backlog_dropped}
+        if self.aggregator is not None:
+            values["output"] = "aggregate only (openmv/emotions/summary)"
+        if self.consent is not None:
+            values["consent"] = self.consent.granted
+            if not self.consent.granted:
+                return "ok", "waiting for consent: the serial port is closed", values
         if self.link_error:
             return "error", self.link_error, values
         if self.camera_error:

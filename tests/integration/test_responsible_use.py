@@ -200,3 +200,40 @@ def test_the_runner_asks_for_consent_through_its_flag(tmp_path):
     assert out.returncode == 0 and "face #1" in out.stdout, out.stderr[-3000:]
     events = [e["event"] for e in read(tmp_path / "state" / "moodstream" / "audit.jsonl")]
     assert events == ["consent given"]
+
+
+def test_faces_that_arrive_without_consent_are_dropped_and_flagged(tmp_path):
+    """A stage upstream that ignores the policy (here: faces published by hand while nobody has
+    given consent) gets nothing classified, and the classifier flags it."""
+    import numpy as np
+    from sensor_msgs.msg import RegionOfInterest
+
+    from moodstream_common.image_conv import numpy_to_image
+    from moodstream_interfaces.msg import DetectedFace, DetectedFaces
+
+    audit = tmp_path / "audit.jsonl"
+    classify = NodeProcess("classify_node", tmp_path, {"policy.require_consent": True,
+                                                      "policy.audit_log": str(audit)})
+    collector = Collector("rogue_detector")
+    try:
+        collector.subscribe(EmotionArray, "/emotions", record_qos(100))
+        collector.subscribe(DiagnosticArray, "/diagnostics", RESULT_QOS)
+        pub = collector.node.create_publisher(DetectedFaces, "/faces", RESULT_QOS)
+        assert collector.spin_until(lambda: pub.get_subscription_count() > 0, timeout=30), classify.output()
+        crop = np.random.default_rng(0).integers(0, 255, (48, 48), dtype=np.uint8)
+
+        def flagged() -> bool:
+            msg = DetectedFaces(image_width=640, image_height=480, detector="haar")
+            msg.header.stamp = collector.node.get_clock().now().to_msg()
+            msg.faces = [DetectedFace(roi=RegionOfInterest(x_offset=10, y_offset=10, width=96, height=96),
+                                      score=1.0, crop=numpy_to_image(crop, "mono8", msg.header))]
+            pub.publish(msg)
+            found = statuses(collector, "classify")
+            return bool(found) and "processing_without_consent" in values(found[-1]).get("policy_flags", "")
+
+        assert collector.spin_until(flagged, timeout=30), classify.output()
+        assert collector.messages["/emotions"] == []
+    finally:
+        collector.close()
+        classify.stop()
+    assert [e["event"] for e in read(audit)] == ["flag: processing_without_consent"]

@@ -52,6 +52,8 @@ SPECS = {
     **POLICY_SPECS,
 }
 DEFAULTS = defaults(SPECS)
+#: Faces that arrive within this long of a revocation were in flight, not a breach (s).
+CONSENT_GRACE_S = 1.0
 
 
 class ClassifyNode(StageNode):
@@ -66,6 +68,7 @@ class ClassifyNode(StageNode):
         self.enforce_policy()  # the context rules (nothing leaves this node but topics)
         self.watch_emotion_topics()
         self.consent = ConsentListener(self, self._on_consent) if self.params["policy.require_consent"] else None
+        self._consent_changed_at = time.monotonic()
         self.aggregator: Aggregator | None = None
         self.summary_pub = None
         self.health = health_config(self.params)
@@ -126,6 +129,7 @@ class ClassifyNode(StageNode):
         self.model = self.estimator = self.aggregator = None
 
     def _on_consent(self, granted: bool) -> None:
+        self._consent_changed_at = time.monotonic()
         self.watcher.check_consent(processing=False, consent=granted)
         if not granted and self.estimator is not None:  # forget every track and its smoothed history
             self.estimator.forget()
@@ -206,9 +210,11 @@ class ClassifyNode(StageNode):
 
     def on_faces(self, msg: DetectedFaces) -> None:
         if self.consent is not None and not self.consent.granted:
-            # Faces while consent is withheld: a stage upstream does not follow the policy.
-            for flag in self.watcher.check_consent(processing=True, consent=False):
-                self.get_logger().error(flag.message, throttle_duration_sec=30.0)
+            # Faces well after consent was withheld (not the last ones in flight at a revocation):
+            # a stage upstream does not follow the policy.
+            if time.monotonic() - self._consent_changed_at > CONSENT_GRACE_S:
+                for flag in self.watcher.check_consent(processing=True, consent=False):
+                    self.get_logger().error(flag.message, throttle_duration_sec=30.0)
             self.stats.drop("no consent")
             return
         t0 = time.perf_counter()

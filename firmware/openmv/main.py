@@ -1,6 +1,6 @@
 # MoodStream firmware for the OpenMV Cam H7 Plus, OpenMV firmware 4.5.6 to 5.0 (`ml` module).
 # Camera-only calls live here; the protocol and the decisions live in moodstream_fw.py.
-# Copy main.py, moodstream_fw.py, emotion_int8.tflite to the camera's drive (README.md).
+# Copy main.py, moodstream_fw.py, emotion_camera.tflite to the camera's drive (README.md).
 #
 # Recovery: each frame runs inside a try; a failure is reported over the protocol (an E frame)
 # and the loop goes on. The watchdog is fed once a frame: a hang, or too many failures in a
@@ -19,7 +19,7 @@ from machine import LED, UART, WDT
 UART_PORT = 3  # UART3: P4 = TX, P5 = RX (a USB-serial adapter, or the robot's UART)
 UART_BAUD = 115200
 USB_LINK = True  # also send the frames on the USB virtual COM port while a host has it open
-MODEL_PATH = "/emotion_int8.tflite"
+MODEL_PATH = "/emotion_camera.tflite"
 HAAR_STAGES = 25
 HAAR_THRESHOLD = 0.75
 HAAR_SCALE = 1.25

@@ -2,6 +2,7 @@ from setuptools import setup
 
 package_name = "moodstream_models"
 MODELS = ["emotion.tflite", "emotion.json", "emotion.onnx", "emotion_int8.tflite", "emotion_int8.json",
+          "emotion_camera.tflite", "emotion_camera.json",
           "emotion_reference.npz",
           "MODEL_CARD.md"]
 

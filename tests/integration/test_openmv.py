@@ -200,7 +200,7 @@ def test_the_port_stays_closed_until_consent_and_public_output_is_aggregate(tmp_
         "port": str(link), "reconnect_max_s": 0.5, "policy.require_consent": True, "policy.context": "public",
         "policy.aggregate_window_s": 1.0, "policy.aggregate_min_people": 1,
         "policy.audit_log": str(tmp_path / "audit.jsonl")})
-    sim = start_sim(link, "--frames", "150")
+    sim = start_sim(link, "--frames", "3000")  # 100 s at 30 fps: still running whatever the wait for consent
     try:
         client = collector.node.create_client(SetBool, "/consent")
         assert collector.spin_until(client.service_is_ready, timeout=30), node.output()
@@ -216,8 +216,45 @@ def test_the_port_stays_closed_until_consent_and_public_output_is_aggregate(tmp_
         for topic in ("/openmv/emotions", "/openmv/emotion"):
             assert not collector.node.get_publishers_info_by_topic(topic)
     finally:
-        sim.wait(timeout=60)
+        sim.terminate()
+        sim.wait(timeout=30)
         node.stop()
         collector.close()
     summary = next(m for m in collector.messages["/openmv/emotions/summary"] if not m.suppressed)
     assert summary.people >= 1 and sum(summary.counts) == summary.face_observations
+
+
+def test_the_camera_probabilities_are_calibrated_with_the_camera_models_temperature(repo_root):
+    """Issue 14's calibrated confidence on the camera path: the host node scales what the camera
+    sends by the temperature fitted for the camera's model, unless told otherwise."""
+    import json
+
+    import numpy as np
+    import rclpy
+    from rclpy.context import Context
+    from rclpy.parameter import Parameter
+
+    from moodstream_classify.model import apply_temperature
+    from moodstream_openmv.node import OpenMVNode
+    from moodstream_openmv.protocol import Face, FacesFrame
+
+    fitted = json.loads((repo_root / "models" / "emotion_camera.json").read_text())["confidence_calibration"]
+    context = Context()
+    rclpy.init(context=context)
+    try:
+        node = OpenMVNode(context=context, parameter_overrides=[Parameter("port", value="/dev/null-not-a-camera")])
+        assert node.temperature == fitted["temperature"] != 1.0
+        node.trigger_configure()
+        sent = [0.6, 0.1, 0.1, 0.1, 0.05, 0.05]
+        published = []
+        node.emotions_pub.publish = published.append
+        node.on_event(FacesFrame(seq=1, t_ms=0, faces=(Face((10, 10, 50, 50), "happy", 0.6, tuple(sent)),)))
+        expected = apply_temperature(np.asarray([sent], np.float32), fitted["temperature"])[0]
+        assert np.allclose(published[0].faces[0].probabilities, expected, atol=1e-6)
+        assert published[0].faces[0].confidence > 0.6  # T < 1 sharpens
+        node.destroy_node()
+        plain = OpenMVNode(context=context, parameter_overrides=[Parameter("confidence_temperature", value=1.0)])
+        assert plain.temperature == 1.0
+        plain.destroy_node()
+    finally:
+        rclpy.try_shutdown(context=context)

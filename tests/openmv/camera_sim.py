@@ -4,7 +4,7 @@ Small stand-ins replace the camera's modules (sensor, image, ml, machine, omv, a
 parts of time), with the signatures of the 4.7-4.8 firmware line (``tests/openmv/mp`` holds the
 strict stand-ins of every line, run under MicroPython itself): the sensor returns frames
 of the synthetic scene (a real photographed face),
-Haar detection is OpenCV's, the ml model runs emotion_int8.tflite with ai-edge-litert, and the
+Haar detection is OpenCV's, the ml model runs emotion_camera.tflite with ai-edge-litert, and the
 UART writes into a pty whose slave is reached through a symlink, like /dev/serial/by-id.
 
     python camera_sim.py LINK --frames N [--unplug-after K --down-s S] [--faces 1]
@@ -216,7 +216,7 @@ def main() -> None:
     ap.add_argument("--faces", type=int, default=1)
     ap.add_argument("--unplug-after", type=int, default=0)
     ap.add_argument("--down-s", type=float, default=1.5)
-    ap.add_argument("--model", type=Path, default=ROOT / "models" / "emotion_int8.tflite")
+    ap.add_argument("--model", type=Path, default=ROOT / "models" / "emotion_camera.tflite")
     args = ap.parse_args()
     port = Port(args.link)
     port.plug()

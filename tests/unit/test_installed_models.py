@@ -3,6 +3,7 @@
 from moodstream_classify.model import default_model_path
 
 FILES = ("emotion.tflite", "emotion.json", "emotion.onnx", "emotion_int8.tflite", "emotion_int8.json",
+         "emotion_camera.tflite", "emotion_camera.json",
          "emotion_reference.npz")
 
 

@@ -38,3 +38,23 @@ def test_int8_agrees_with_float16(models, fer2013_dir, repo_root):
           f"mean |diff| {np.abs(a - b).mean():.4f}")
     assert agreement >= 0.95
     assert np.abs(a - b).max() < 0.15
+
+
+def test_the_camera_model_fits_the_camera_and_scores_what_its_card_says(repo_root, fer2013_dir):
+    """Issue 16: the camera's own model is small (at most 10 M multiply-accumulates), takes the
+    input OpenMV writes (scale 1/255, zero point -128: what main.py checks at start-up), uses the
+    host's preprocessing, and its recorded PublicTest accuracy is what it scores."""
+    path = repo_root / "models" / "emotion_camera.tflite"
+    meta = json.loads(path.with_suffix(".json").read_text())
+    camera = EmotionModel(path)
+    assert camera.quantized and camera.labels == ["happy", "sad", "angry", "neutral", "surprised", "fearful"]
+    assert meta["architecture"]["macs"] <= 10_000_000 and path.stat().st_size == meta["size_bytes"] < 500_000
+    assert meta["input"]["scale"] == pytest.approx(1 / 255) and meta["input"]["zero_point"] == -128
+    assert meta["preprocess"] == "gray48-equalize-unit"
+    assert 0.05 <= meta["confidence_calibration"]["temperature"] <= 20
+    if not (fer2013_dir / "fer2013_PublicTest.npz.xz").is_file():
+        pytest.skip(f"FER2013 PublicTest is not in {fer2013_dir}")
+    images, labels = load_split(fer2013_dir, "PublicTest", camera.labels)
+    predicted = camera.predict_faces(list(images)).argmax(1)
+    accuracy = float((predicted == labels).mean())
+    assert accuracy == pytest.approx(meta["evaluation"]["PublicTest"]["accuracy"], abs=5e-4)

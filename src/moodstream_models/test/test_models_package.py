@@ -16,6 +16,7 @@ def models() -> Path:
 
 def test_every_model_file_is_installed(models):
     for name in ("emotion.tflite", "emotion.json", "emotion.onnx", "emotion_int8.tflite", "emotion_int8.json",
+                 "emotion_camera.tflite", "emotion_camera.json",
                  "emotion_reference.npz", "MODEL_CARD.md"):
         assert (models / name).is_file(), name
 

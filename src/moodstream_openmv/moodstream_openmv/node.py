@@ -17,6 +17,7 @@ from std_msgs.msg import Header
 
 from moodstream_classify.convert import summary_to_msg, to_messages
 from moodstream_classify.estimator import ESTIMATOR_SPECS, estimator_from_params, reconfigure
+from moodstream_classify.model import ModelError, apply_temperature, default_model_path, read_metadata, temperature_of
 from moodstream_common.aggregate import Aggregator
 from moodstream_common.backoff import Backoff
 from moodstream_common.consent import ConsentHost
@@ -45,6 +46,9 @@ SPECS = {
     "queue_depth": Spec(100, "depth of the result publishers' reliable queues", 1, 10000, read_only=True),
     "silent_after_s": Spec(3.0, "no valid frame for this long: the link is reported silent (s)", 0.1, 3600.0),
     "reconnect_max_s": Spec(5.0, "longest wait between reconnect attempts (s)", 0.5, 3600.0),
+    "confidence_temperature": Spec(0.0, "temperature scaling of the camera's probabilities (0: the camera model's, "
+                                   "from emotion_camera.json of moodstream_models; 1: none)", 0.0, 20.0,
+                                   read_only=True),
     **ESTIMATOR_SPECS,
     **POLICY_SPECS,
 }
@@ -69,6 +73,7 @@ class OpenMVNode(StageNode):
         self.summary_pub = None
         self.parser = LineParser(accept_bare_labels=p["accept_bare_labels"])
         self.estimator = estimator_from_params(p, None, list(LABELS))
+        self.temperature = p["confidence_temperature"] or self._camera_model_temperature()
         self.emotions_pub = self.emotion_pub = self.timer = None
         self._serial: serial.Serial | None = None
         self._backoff = Backoff(maximum=p["reconnect_max_s"])
@@ -85,6 +90,16 @@ class OpenMVNode(StageNode):
         self.published = 0
         self.backlog_dropped = 0
         self._dropped_at = -1e9
+
+    def _camera_model_temperature(self) -> float:
+        """The temperature fitted for the camera's model (``moodstream calibrate``), so that its
+        confidences mean what the host model's do."""
+        try:
+            path = default_model_path().with_name("emotion_camera.tflite")
+            return temperature_of(read_metadata(path), path)
+        except ModelError as err:
+            self.get_logger().warning(f"camera probabilities left uncalibrated: {err}")
+            return 1.0
 
     def setup(self) -> None:
         p = self.params
@@ -221,7 +236,10 @@ class OpenMVNode(StageNode):
         elif isinstance(event, Heartbeat):
             self.camera_t_ms, self.camera_fps = event.t_ms, event.fps
             self.camera_error = ""
-        result = self.estimator.update(boxes, [1.0] * len(boxes), np.asarray(probs, np.float32).reshape(-1, 6))
+        probabilities = np.asarray(probs, np.float32).reshape(-1, 6)
+        if isinstance(event, FacesFrame):
+            probabilities = apply_temperature(probabilities, self.temperature)
+        result = self.estimator.update(boxes, [1.0] * len(boxes), probabilities)
         now = self.get_clock().now()
         if self.aggregator is not None:
             self._publish_summary(self.aggregator.add(now.nanoseconds * 1e-9, [f.track_id for f in result.faces],

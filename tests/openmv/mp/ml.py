@@ -15,7 +15,7 @@ class _Output:
 
 class Model:
     def __init__(self, path, load_to_fb=False):
-        if scenario.MODEL == "missing" or path != "/emotion_int8.tflite":
+        if scenario.MODEL == "missing" or path != "/emotion_camera.tflite":
             raise OSError(2)
         self.input_scale = [1.0 / 255.0] if scenario.MODEL != "badquant" else [0.0078125]
         self.input_zero_point = [-128] if scenario.MODEL != "badquant" else [0]

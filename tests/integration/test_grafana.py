@@ -16,7 +16,7 @@ import yaml
 from services.influxdb import InfluxDB
 from services.mosquitto import missing
 
-from moodstream_bridge.influx_writer import line_protocol
+from moodstream_bridge.influx_writer import line_protocol, summary_line_protocol
 from moodstream_bridge.records import EmotionRecord
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -67,7 +67,7 @@ def test_provisioning_points_at_the_dashboard_and_its_data_source():
     assert provider["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards"
     titles = {p["title"] for p in DASHBOARD["panels"]}
     assert titles == {"Current emotion", "Emotions over time", "Confidence over time", "Share of each emotion",
-                      "Recent detections"}
+                      "Recent detections", "Aggregate shares (policy.aggregate_only)"}
     assert [v["name"] for v in DASHBOARD["templating"]["list"]] == ["robot", "camera"]
 
 
@@ -87,11 +87,25 @@ def influx_with_data(tmp_path_factory):
         lines.append(record("r2", "back", 1, "neutral", now_ns - (30 - i) * 10**9))
     import urllib.request
 
-    body = "\n".join(line_protocol(r) for r in lines).encode()
+    body = "\n".join([*(line_protocol(r) for r in lines), *summary_lines(now_ns)]).encode()
     urllib.request.urlopen(urllib.request.Request(f"{db.url}/write?db={db.database}&precision=ns", data=body,
                                                   method="POST"), timeout=10)
     yield db
     db.stop()
+
+
+def summary_lines(now_ns: int) -> list[str]:
+    """Aggregate mode's windows for r1/front, as the bridge writes them: two with shares, one
+    suppressed (too few people)."""
+    lines = []
+    for minutes_ago, happy, suppressed in ((3, 0.6, False), (2, 0.0, True), (1, 0.2, False)):
+        shares = {label: 0.0 for label in LABELS}
+        if not suppressed:
+            shares.update(happy=happy, neutral=1.0 - happy)
+        payload = {"robot": "r1", "camera": "front", "frames": 1800, "face_observations": 0 if suppressed else 3600,
+                   "people": 1 if suppressed else 5, "suppressed": suppressed, "shares": shares}
+        lines.append(summary_line_protocol(payload, now_ns - minutes_ago * 60 * 10**9))
+    return lines
 
 
 def record(robot: str, camera: str, track: int, label: str, stamp_ns: int) -> EmotionRecord:
@@ -131,6 +145,11 @@ def test_every_panel_query_returns_the_expected_series(influx_with_data):
     table = db.query(grafana_query(panel("Recent detections")))["results"][0]["series"][0]
     assert table["columns"][:3] == ["time", "smoothed_label", "confidence"] and len(table["values"]) == 40
     assert table["values"][0][1] == "sad"  # newest first
+
+    windows = db.query(grafana_query(panel("Aggregate shares (policy.aggregate_only)"), camera="front").replace(
+        "10s", "1m"))["results"][0]["series"][0]
+    assert windows["columns"] == ["time", *LABELS]
+    assert [(v[1], v[4]) for v in windows["values"]] == [(0.6, 0.4), (0.2, 0.8)]  # the suppressed one left out
 
     other = db.query(grafana_query(panel("Share of each emotion"), robot="r2"))["results"][0]["series"]
     assert {s["tags"]["label"]: s["values"][0][1] for s in other} == {"neutral": 5}

@@ -1,6 +1,7 @@
 """The shipped Node-RED flow (docker/node-red/flows.json) in a real Node-RED, between a real
 Mosquitto (with a password) and a real InfluxDB: a published emotion lands in InfluxDB with its
-timestamp and emoji; garbage is counted and dropped and does not stop the flow."""
+timestamp and emoji, and so does an aggregate window; garbage is counted and dropped and does not
+stop the flow."""
 
 from __future__ import annotations
 
@@ -66,6 +67,32 @@ def test_flow_adds_timestamp_and_emoji_and_survives_garbage(tmp_path):
         assert happy["p_happy"] == pytest.approx(0.75) and happy["confidence"] == pytest.approx(0.75)
         assert happy["received"].startswith("20")  # the arrival timestamp Node-RED added
         assert int(red.context("ms.enrich", "malformed")) == len(garbage)  # the admin API gives it as text
+
+        # Aggregate mode: the bridge's windows go to emotion_summary, a suppressed one without shares.
+        def window(minute: int, suppressed: bool) -> bytes:
+            shares = {"happy": 0.5, "sad": 0.1, "angry": 0.0, "neutral": 0.3, "surprised": 0.1, "fearful": 0.0}
+            return json.dumps({
+                "schema": "moodstream.summary/1", "robot": "r1", "camera": "front",
+                "window_start": f"2026-11-26T10:{minute:02d}:00.000Z",
+                "window_end": f"2026-11-26T10:{minute:02d}:59.500Z",
+                "frames": 1800, "face_observations": 0 if suppressed else 2400, "people": 1 if suppressed else 4,
+                "max_faces_in_view": 2, "suppressed": suppressed,
+                "counts": {k: 0 if suppressed else round(v * 2400) for k, v in shares.items()},
+                "shares": {k: 0.0 if suppressed else v for k, v in shares.items()}}).encode()
+
+        for message in (window(1, False), b"{\"schema\": \"moodstream.summary/1\"}", window(2, True)):
+            client.publish("moodstream/r1/front/summary", message, qos=1).wait_for_publish(5)
+        deadline = time.monotonic() + 30
+        windows = []
+        while time.monotonic() < deadline and len(windows) < 2:
+            windows = influx.points("SELECT * FROM emotion_summary")
+            time.sleep(0.3)
+        assert len(windows) == 2, red.log.read_text()[-3000:]
+        shown, hidden = sorted(windows, key=lambda w: w["time"])
+        assert shown["time"] == 1_795_687_319_500_000_000 and shown["people"] == 4 and shown["suppressed"] is False
+        assert shown["share_happy"] == pytest.approx(0.5) and shown["top_label"] == "happy" and shown["emoji"] == "😊"
+        assert hidden["suppressed"] is True and hidden["share_happy"] is None and hidden["top_label"] == ""
+        assert int(red.context("ms.summary", "malformed")) == 1
     finally:
         client.loop_stop()
         red.stop()

@@ -47,8 +47,9 @@ def line_protocol(record: EmotionRecord) -> str:
 def summary_line_protocol(payload: dict, stamp_ns: int) -> str:
     """An aggregate window (:func:`records.summary_payload`) as one line."""
     tags = f"robot={_tag(payload['robot'])},camera={_tag(payload['camera'])}"
-    fields = [f"frames={payload['frames']}i", f"face_observations={payload['face_observations']}i",
-              f"people={payload['people']}i", f"suppressed={'true' if payload['suppressed'] else 'false'}"]
+    # Numbers as floats, as Node-RED writes them: both paths can share one measurement.
+    fields = [f"frames={payload['frames']}", f"face_observations={payload['face_observations']}",
+              f"people={payload['people']}", f"suppressed={'true' if payload['suppressed'] else 'false'}"]
     if not payload["suppressed"]:
         fields += [f"share_{_tag(label)}={share:.6g}" for label, share in payload["shares"].items()]
     return f"{MEASUREMENT}_summary,{tags} {','.join(fields)} {stamp_ns}"

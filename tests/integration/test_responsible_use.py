@@ -99,8 +99,9 @@ def test_nothing_is_processed_until_consent_and_revoking_stops_and_forgets(tmp_p
         collector.close()
         for node in nodes:
             node.stop()
-    events = [e["event"] for e in read(audit)]
-    assert events == ["consent given", "consent revoked", "consent given"]
+    entries = read(audit)
+    assert [e["event"] for e in entries] == ["policy", "consent given", "consent revoked", "consent given"]
+    assert entries[0]["details"]["policy"]["policy.require_consent"] is True  # classify states the policy
     assert verify(audit).ok
 
 
@@ -125,7 +126,7 @@ def test_an_unknown_subscriber_is_flagged_in_diagnostics_and_the_audit_log(tmp_p
     finally:
         collector.close()
         classify.stop()
-    entries = read(audit)
+    entries = read(audit)[1:]  # after the declared policy
     assert [(e["event"], e["details"]["subject"]) for e in entries] == [
         ("flag: unknown_subscriber", "/emotion <- /snoop"), ("cleared: unknown_subscriber", "/emotion <- /snoop")]
     assert entries[0]["level"] == "error" and verify(audit).ok
@@ -199,7 +200,7 @@ def test_the_runner_asks_for_consent_through_its_flag(tmp_path):
                          capture_output=True, text=True, timeout=120, env=env, stdin=subprocess.DEVNULL)
     assert out.returncode == 0 and "face #1" in out.stdout, out.stderr[-3000:]
     events = [e["event"] for e in read(tmp_path / "state" / "moodstream" / "audit.jsonl")]
-    assert events == ["consent given"]
+    assert events == ["policy", "policy", "consent given"]  # each start states its policy
 
 
 def test_faces_that_arrive_without_consent_are_dropped_and_flagged(tmp_path):
@@ -236,4 +237,4 @@ def test_faces_that_arrive_without_consent_are_dropped_and_flagged(tmp_path):
     finally:
         collector.close()
         classify.stop()
-    assert [e["event"] for e in read(audit)] == ["flag: processing_without_consent"]
+    assert [e["event"] for e in read(audit)] == ["policy", "flag: processing_without_consent"]

@@ -66,6 +66,7 @@ class ClassifyNode(StageNode):
     def __init__(self, name: str = "classify", **kwargs) -> None:
         super().__init__(name, SPECS, **kwargs)
         self.enforce_policy()  # the context rules (nothing leaves this node but topics)
+        self.record_declared_policy()  # the node that produces emotions speaks for the policy
         self.watch_emotion_topics()
         self.consent = ConsentListener(self, self._on_consent) if self.params["policy.require_consent"] else None
         self._consent_changed_at = time.monotonic()

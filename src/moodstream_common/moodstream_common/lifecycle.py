@@ -97,6 +97,13 @@ class StageNode(LifecycleNode):
             raise ParameterError(str(err)) from None
         self.watcher = PolicyWatcher(self.params, audit=self.open_audit)
 
+    def record_declared_policy(self) -> None:
+        """The policy in the audit log when the operator declared one (anything but the defaults),
+        so that the log shows each change of policy from one start to the next."""
+        declared = {name: self.params[name] for name in POLICY_SPECS if name != "policy.audit_log"}
+        if any(value != POLICY_SPECS[name].default for name, value in declared.items()):
+            self.watcher.record("policy", policy=declared)
+
     @property
     def aggregate_only(self) -> bool:
         return aggregate_only(self.params)

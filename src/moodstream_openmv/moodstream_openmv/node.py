@@ -66,6 +66,7 @@ class OpenMVNode(StageNode):
     def __init__(self, name: str = "openmv", **kwargs) -> None:
         super().__init__(name, SPECS, **kwargs)
         self.enforce_policy()  # the context rules (nothing leaves this node but topics)
+        self.record_declared_policy()  # the node that produces emotions speaks for the policy
         self.watch_emotion_topics("openmv/")
         p = self.params
         self.consent = ConsentHost(self, self._on_consent, self.watcher) if p["policy.require_consent"] else None

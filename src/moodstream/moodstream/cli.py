@@ -287,7 +287,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"moodstream: {err}", file=sys.stderr)
         return 2
     except FileNotFoundError as err:  # a credentials, parameters or data file named on the command line
-        print(f"moodstream: {err.strerror}: {err.filename}", file=sys.stderr)
+        # OSError's own (strerror, filename), or the message of one raised with a sentence (a missing dataset)
+        print(f"moodstream: {err.strerror}: {err.filename}" if err.filename else f"moodstream: {err}", file=sys.stderr)
         return 2
 
 

@@ -1,5 +1,6 @@
 """``moodstream evaluate``: the exported .tflite on a FER2013 split: accuracy, per-class precision,
-recall and F1, weighted F1, confusion matrix (text and PNG), model size, per-face latency."""
+recall and F1, weighted F1, confusion matrix (text and PNG), model size, per-face latency; with
+``--end-to-end`` through detection, with ``--robustness`` under changed conditions."""
 
 from __future__ import annotations
 
@@ -134,6 +135,63 @@ def end_to_end(model: EmotionModel, images: np.ndarray, truth: np.ndarray, detec
             "crop_level_accuracy_same_faces": float((crop_level == found_truth_arr).mean()) if len(pred) else 0.0}
 
 
+def _gamma(gamma: float):
+    table = (np.linspace(0, 1, 256) ** gamma * 255).round().astype(np.uint8)
+    return lambda face: cv2.LUT(face, table)
+
+
+def _rotate(degrees: float):
+    matrix = cv2.getRotationMatrix2D((23.5, 23.5), degrees, 1.0)
+    return lambda face: cv2.warpAffine(face, matrix, (48, 48), borderMode=cv2.BORDER_REPLICATE)
+
+
+def _occlude(top: int, bottom: int):
+    def occluded(face: np.ndarray) -> np.ndarray:
+        out = face.copy()
+        out[top:bottom] = 0
+        return out
+    return occluded
+
+
+def _distance(side: int):
+    return lambda face: cv2.resize(cv2.resize(face, (side, side), interpolation=cv2.INTER_AREA), (48, 48),
+                                   interpolation=cv2.INTER_LINEAR)
+
+
+def _noise(sigma: float):
+    def noisy(face: np.ndarray) -> np.ndarray:
+        rng = np.random.default_rng(face.sum(dtype=np.int64))  # the same noise for a face every run
+        return np.clip(face + rng.normal(0, sigma, face.shape), 0, 255).astype(np.uint8)
+    return noisy
+
+
+#: Conditions a robot's camera meets that FER2013 under-represents, as changes of its crops
+#: (proxies: an in-plane rotation is not a head turned away, a black band is not a real mask).
+PERTURBATIONS = {
+    "darker (gamma 2.2)": _gamma(2.2),
+    "brighter (gamma 0.45)": _gamma(0.45),
+    "low contrast (40%)": lambda face: (face.astype(np.float32) * 0.4 + 77).astype(np.uint8),
+    "blur (Gaussian, sigma 1.5 px)": lambda face: cv2.GaussianBlur(face, (0, 0), 1.5),
+    "sensor noise (sigma 12)": _noise(12.0),
+    "far away (16 px face)": _distance(16),
+    "far away (24 px face)": _distance(24),
+    "head tilt 20 degrees": _rotate(20.0),
+    "head tilt 35 degrees": _rotate(35.0),
+    "mask (lower 40% hidden)": _occlude(29, 48),
+    "sunglasses (eye band hidden)": _occlude(12, 24),
+    "mirrored": lambda face: face[:, ::-1].copy(),
+}
+
+
+def robustness(model: EmotionModel, images: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    """Accuracy on the unchanged crops, then under each of :data:`PERTURBATIONS`."""
+    results = {"unchanged": float((predict_all(model, images).argmax(1) == truth).mean())}
+    for name, change in PERTURBATIONS.items():
+        changed = np.stack([change(face) for face in images])
+        results[name] = float((predict_all(model, changed).argmax(1) == truth).mean())
+    return results
+
+
 def report(result: dict, split: str) -> str:
     model, m, cm = result["model"], result["metrics"], result["cm"]
     lines = [f"model {model.path} ({model.name}@{model.version}), {result['size_bytes'] / 1e6:.2f} MB",
@@ -167,6 +225,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"\nend to end ({e2e['detector']}, each face in a 640x480 frame): {e2e['detected']} of {e2e['faces']} "
               f"faces detected ({e2e['recall']:.1%}); accuracy on them {e2e['accuracy_on_detected']:.2%}, against "
               f"{e2e['crop_level_accuracy_same_faces']:.2%} from the dataset's own crops of the same faces")
+    if args.robustness:
+        result["robustness"] = robustness(result["model"], *load_split(data_dir, args.split, result["model"].labels))
+        base = result["robustness"]["unchanged"]
+        print(f"\nrobustness on {args.split} (accuracy, and its change from the unchanged crops):")
+        for name, accuracy in result["robustness"].items():
+            print(f"  {name:32s} {accuracy:.2%}" + (f"  {100 * (accuracy - base):+.1f} points" if name != "unchanged"
+                                                     else ""))
     png = args.confusion_png or Path(f"confusion_{args.split}.png")
     confusion_png(result["cm"], result["model"].labels, png,
                   f"{result['model'].name}@{result['model'].version} on FER2013 {args.split}: "
@@ -188,6 +253,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                                       "p95": round(result["latency_ms"][1], 3)},
             "date": dt.date.today().isoformat(),
         }
+        if "robustness" in result:
+            meta["evaluation"][f"{args.split}_robustness"] = {k: round(v, 4) for k, v in result["robustness"].items()}
         if "end_to_end" in result:
             meta["evaluation"][f"{args.split}_end_to_end"] = {
                 k: round(v, 4) if isinstance(v, float) else v for k, v in result["end_to_end"].items()}
@@ -205,5 +272,7 @@ def add_parser(sub) -> None:
     p.add_argument("--end-to-end", action="store_true",
                    help="also set each face into a frame and detect, crop and classify it as the pipeline does")
     p.add_argument("--detector", default="haar", help="the end-to-end run's detector (haar, mtcnn)")
+    p.add_argument("--robustness", action="store_true",
+                   help="also the accuracy under lighting, blur, noise, distance, tilt and occlusion changes")
     p.add_argument("--update-metadata", action="store_true", help="write the results into the model's .json")
     p.set_defaults(func=cmd_evaluate)

@@ -30,7 +30,8 @@ def load_split(data_dir: Path, split: str, labels: list[str]) -> tuple[np.ndarra
     """``(images uint8 (N,48,48), label indices into labels)``; classes not in ``labels`` dropped."""
     path = Path(data_dir) / f"fer2013_{split}.npz.xz"
     if not path.is_file():
-        raise FileNotFoundError(f"FER2013 split {split!r} not found: {path}")
+        raise FileNotFoundError(f"FER2013 split {split!r} not found: {path} (give the folder with --data or "
+                                "$MOODSTREAM_FER2013)")
     with lzma.open(path) as fh:
         archive = np.load(io.BytesIO(fh.read()))
         images, fer_labels, names = archive["images"], archive["labels"], archive["label_names"]

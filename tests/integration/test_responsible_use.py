@@ -238,3 +238,15 @@ def test_faces_that_arrive_without_consent_are_dropped_and_flagged(tmp_path):
         collector.close()
         classify.stop()
     assert [e["event"] for e in read(audit)] == ["policy", "flag: processing_without_consent"]
+
+
+def test_the_runner_in_a_public_context_prints_windows_not_people(tmp_path):
+    env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state")}
+    out = subprocess.run([MOODSTREAM, "run", "--duration", "5", "-p", "policy.context=public", "-p",
+                          "policy.aggregate_window_s=1.5", "-p", "policy.aggregate_min_people=1"],
+                         capture_output=True, text=True, timeout=120, env=env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "face #" not in out.stdout  # no per-person line
+    windows = [line for line in out.stdout.splitlines() if "frames, 1 person: happy" in line]
+    assert len(windows) >= 2, out.stdout
+    assert "aggregate windows of 1.5 s (policy.aggregate_only: no per-person output)" in out.stdout

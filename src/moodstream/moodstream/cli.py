@@ -165,8 +165,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         summary = pipeline.observer.summary
     finally:
         pipeline.close()
-    if summary.summaries:
-        print(f"{summary.summaries} aggregate summaries (policy.aggregate_only)")
+    producer = pipeline.openmv or pipeline.classify
+    if producer is not None and producer.aggregate_only:
+        print(f"{summary.summaries} aggregate windows of {producer.params['policy.aggregate_window_s']:g} s "
+              "(policy.aggregate_only: no per-person output)")
     else:
         print(f"{summary.frames} frames, {summary.faces} faces, {len(summary.track_ids)} tracks, "
               f"{summary.fps:.1f} frames/s")

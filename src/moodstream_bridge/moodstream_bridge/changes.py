@@ -43,5 +43,7 @@ def summary_line(start_s: float, end_s: float, frames: int, people: int, suppres
     who = f"{people} {'person' if people == 1 else 'people'}"
     if suppressed:
         return f"[{span}] {frames} frames, {who}: too few people to report shares"
-    ranked = sorted(zip(labels, shares, strict=True), key=lambda pair: -pair[1])
-    return f"[{span}] {frames} frames, {who}: " + ", ".join(f"{label} {share:.0%}" for label, share in ranked)
+    ranked = sorted(((label, share) for label, share in zip(labels, shares, strict=True) if share > 0),
+                    key=lambda pair: -pair[1])
+    return f"[{span}] {frames} frames, {who}: " + (", ".join(f"{label} {share:.0%}" for label, share in ranked)
+                                                   or "no face seen")

@@ -20,7 +20,7 @@ python -m moodstream_train.export_int8 "$RUNS/student_swa/final.pt" --data "$DAT
 python -m moodstream_train.export_onnx "$RUNS/student_swa/final.pt" --tflite "$ROOT/models/emotion.tflite" \
   --out "$ROOT/models/emotion.onnx"
 # The OpenMV camera's own model: 8.1 M multiply-accumulates, distilled from the host model.
-python -m moodstream_train.train --data "$DATA" --spec "8|16,16|32,32|64,64|128,128" --dropout 0.1 --epochs 40 \
+python -m moodstream_train.train --data "$DATA" --spec "8|16,16|32,32|64,64|128,128" --dropout 0.1 --epochs 80 \
   --teacher "$RUNS/student_swa/final.pt" --out "$RUNS/camera" --resume
 python -m moodstream_train.export_int8 "$RUNS/camera/final.pt" --data "$DATA" --name moodstream-emotion-camera \
   --out "$ROOT/models/emotion_camera.tflite"

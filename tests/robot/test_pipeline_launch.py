@@ -41,6 +41,15 @@ def wait_for_emotion(collector: Collector, topic: str, timeout: float, tick=None
     return collector.spin_until(done, timeout)
 
 
+def echo_once(workspace, topic: str, msg_type: str, field: str, *qos: str) -> list[str]:
+    """One message's field as `ros2 topic echo --once` prints it, split into words. The type is given
+    so the CLI subscribes at once instead of giving up when discovery takes longer than its spin
+    time (a loaded CI run saw `Could not determine the type for the passed topic`)."""
+    out = workspace.run("ros2", "topic", "echo", topic, msg_type, "--once", "--no-daemon", "--timeout", "30",
+                        *qos, "--field", field)
+    return out.stdout.split() or [out.stderr]
+
+
 def test_emotion_reaches_an_outside_node_and_the_cli(workspace):
     launch = Launch(workspace, "console:=true", "rviz:=true")
     outside = Collector("behaviour_controller")
@@ -58,15 +67,13 @@ def test_emotion_reaches_an_outside_node_and_the_cli(workspace):
         assert types.get("/emotions") == "moodstream_interfaces/msg/EmotionArray", types
         assert types.get("/faces") == "moodstream_interfaces/msg/DetectedFaces", types
         assert types.get("/image_raw") == "sensor_msgs/msg/Image", types
-        echo = workspace.run("ros2", "topic", "echo", "/emotion", "--once", "--no-daemon", "--spin-time", "3",
-                             "--timeout", "30", "--field", "face.smoothed_label")
-        assert echo.stdout.split()[0] in LABELS, echo.stdout + echo.stderr
+        echo = echo_once(workspace, "/emotion", "moodstream_interfaces/msg/Emotion", "face.smoothed_label")
+        assert echo[0] in LABELS, echo
         # The stages share one process (composed:=true, the default) and hand faces over in-process;
         # the faces topic is still published to anyone who subscribes.
         assert re.search(r"\[pipeline_node-\d+\]: process started", launch.output())
-        echo = workspace.run("ros2", "topic", "echo", "/faces", "--once", "--no-daemon", "--spin-time", "3",
-                             "--timeout", "30", "--field", "detector")
-        assert echo.stdout.split()[0] == "haar", echo.stdout + echo.stderr
+        echo = echo_once(workspace, "/faces", "moodstream_interfaces/msg/DetectedFaces", "detector")
+        assert echo[0] == "haar", echo
     finally:
         outside.close()
         assert_clean_stop(launch)
@@ -216,10 +223,9 @@ def test_consent_is_given_and_revoked_with_the_ros2_cli(workspace, tmp_path):
     try:
         outside.subscribe(Emotion, "/emotion", RESULT_QOS)
         assert workspace.wait_for_nodes(PIPELINE) >= PIPELINE, launch.output()[-3000:]
-        state = workspace.run("ros2", "topic", "echo", "/consent/state", "--once", "--no-daemon", "--spin-time", "3",
-                              "--timeout", "30", "--qos-durability", "transient_local", "--qos-reliability",
-                              "reliable", "--field", "data")
-        assert state.stdout.split()[:1] == ["False"], state.stdout + state.stderr
+        state = echo_once(workspace, "/consent/state", "std_msgs/msg/Bool", "data",
+                          "--qos-durability", "transient_local", "--qos-reliability", "reliable")
+        assert state[:1] == ["False"], state
         outside.spin_until(lambda: False, timeout=3)
         assert outside.messages["/emotion"] == [], "emotions before consent"
         given = workspace.run("ros2", "service", "call", "/consent", "std_srvs/srv/SetBool", "{data: true}")

@@ -51,3 +51,34 @@ def test_error_while_running_stops_the_node_with_status_1_and_says_why():
     out = run("while-running")
     assert out.returncode == 1, out.stdout + out.stderr
     assert "failing stopped on an error" in out.stderr and "publisher's context is invalid" in out.stderr
+
+
+FRAME_CLOCK_NODE = textwrap.dedent("""
+    from moodstream_common.lifecycle import StageNode
+    from moodstream_common.ros import run_node
+
+
+    class Ticking(StageNode):
+        def __init__(self):
+            super().__init__("ticking", {})
+            self.ticks = 0
+
+        def start(self):
+            self.clock = self.start_frame_clock(100.0, self.tick)
+            if self.clock is None:
+                raise RuntimeError("run_node's executor gave no frame clock")
+
+        def tick(self):
+            self.ticks += 1
+            if self.ticks == 5:
+                raise RuntimeError("the detector broke on frame 5")
+
+
+    run_node(Ticking, [])
+""")
+
+
+def test_an_error_on_the_frame_clock_thread_stops_the_node_as_a_timer_error_does():
+    out = subprocess.run([sys.executable, "-c", FRAME_CLOCK_NODE], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "ticking stopped on an error" in out.stderr and "the detector broke on frame 5" in out.stderr, out.stderr

@@ -7,6 +7,7 @@ other processes. rclpy from PyPI is enough: no ROS install, no ``ros2 launch``.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -15,7 +16,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import rclpy
 from rclpy.context import Context
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image
@@ -28,7 +28,7 @@ from moodstream_common.environment import prepare_environment
 from moodstream_common.image_conv import image_to_numpy
 from moodstream_common.lifecycle import StageNode
 from moodstream_common.local_bus import share_stage_topics
-from moodstream_common.ros import IMAGE_QOS, RESULT_QOS, record_qos
+from moodstream_common.ros import IMAGE_QOS, RESULT_QOS, StageExecutor, record_qos
 from moodstream_detect.node import DetectNode
 from moodstream_interfaces.msg import Emotion, EmotionArray, EmotionSummary
 from moodstream_openmv.node import OpenMVNode
@@ -138,12 +138,14 @@ class Pipeline:
             self.bridge = self._add(BridgeNode(parameter_overrides=params("bridge"), **common)) if bridge else None
             self.observer = self._add(Observer(want_images, on_image, **common))
             share_stage_topics(self.nodes)  # frames and faces go from stage to stage in-process
-            for node in self.nodes:  # the lifecycle stages: configure and activate, as the launch file's do
-                if isinstance(node, StageNode) and node.params["autostart"]:
-                    node.bring_up()
-            if consent:
-                self.give_consent("the runner's --consent")
-            self.executor = SingleThreadedExecutor(context=self.context)
+            # Before the stages come up: the capture stage runs its frame clock beside this executor.
+            self.executor = StageExecutor(context=self.context)
+            with self.executor.lock:
+                for node in self.nodes:  # the lifecycle stages: configure and activate, as the launch file's do
+                    if isinstance(node, StageNode) and node.params["autostart"]:
+                        node.bring_up()
+                if consent:
+                    self.give_consent("the runner's --consent")
             for node in self.nodes:
                 self.executor.add_node(node)
         except BaseException:
@@ -183,9 +185,10 @@ class Pipeline:
         return self.observer.summary
 
     def close(self) -> None:
-        for node in self.nodes:
-            node.destroy_node()
-        self.nodes.clear()
+        with self.executor.lock if hasattr(self, "executor") else contextlib.nullcontext():
+            for node in self.nodes:
+                node.destroy_node()
+            self.nodes.clear()
         if hasattr(self, "executor"):
             self.executor.shutdown()
         rclpy.try_shutdown(context=self.context)

@@ -24,6 +24,7 @@ from diagnostic_msgs.msg import DiagnosticStatus
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 
 from .audit import AuditLog
+from .frame_clock import FrameClock
 from .local_bus import LocalBus, LocalSubscription, StagePublisher
 from .parameters import Spec
 from .policy import POLICY_SPECS, PolicyError, aggregate_only, check
@@ -59,6 +60,8 @@ class StageNode(LifecycleNode):
         self._watch_prefix = ""
         self.diagnostics = DiagnosticsPublisher(self)
         self.diagnostics.add(self._diagnostic)
+        self._clock_error: BaseException | None = None
+        self._clock_error_guard = None
 
     # -- what a stage implements -------------------------------------------------------------------
     def setup(self) -> None:
@@ -130,6 +133,29 @@ class StageNode(LifecycleNode):
             publishers = {topic: names(self.get_publishers_info_by_topic(topic)) for topic in per_person}
             for flag in self.watcher.check_output(publishers):
                 self.get_logger().error(flag.message, throttle_duration_sec=30.0)
+
+    def start_frame_clock(self, rate_hz: float, tick: Callable[[], None]) -> FrameClock | None:
+        """``tick`` ``rate_hz`` times a second on a thread of its own (:mod:`.frame_clock`) when this
+        process's executor runs every callback under the stage lock (:class:`.ros.StageExecutor`)
+        and the node runs on wall time; None otherwise: the caller uses a ROS timer. An error in
+        ``tick`` is raised in the executor, as a timer's would be."""
+        bus = LocalBus.of(self.context)
+        if not bus.serialised or self.get_parameter("use_sim_time").value:
+            return None
+        if self._clock_error_guard is None:
+            self._clock_error_guard = self.create_guard_condition(self._raise_clock_error)
+        return FrameClock(rate_hz, tick, bus.lock, self._clock_failed, name=f"{self.get_name()}-frames").start()
+
+    def _clock_failed(self, error: BaseException) -> None:
+        if not self.context.ok():  # stopping: a publish on a dead context is part of a normal stop
+            return
+        self._clock_error = error
+        self._clock_error_guard.trigger()
+
+    def _raise_clock_error(self) -> None:
+        error, self._clock_error = self._clock_error, None
+        if error is not None:
+            raise error
 
     # -- stage-to-stage topics: in-process when the stages share a process (local_bus) -----------
     def create_stage_publisher(self, msg_type, topic: str, qos) -> StagePublisher:

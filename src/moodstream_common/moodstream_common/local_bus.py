@@ -12,10 +12,16 @@ Everything else (emotions, diagnostics, parameters, lifecycle) stays on DDS.
 Delivery is synchronous: a frame goes from capture through detect to classify in one call, the
 way the naive loop does it, and a slow stage delays the next frame instead of queueing it (the
 newest-frame behaviour of the separate processes' depth-1 input).
+
+The bus also holds the process's *stage lock*: when the process's executor runs every callback
+under it (:class:`moodstream_common.ros.StageExecutor`, :attr:`LocalBus.serialised`), a stage
+may run work on a thread of its own under the same lock (the capture's frame clock) without
+racing a parameter change or a lifecycle transition.
 """
 
 from __future__ import annotations
 
+import threading
 import weakref
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -37,6 +43,8 @@ class LocalBus:
         self.topics: set[str] = set()
         self.nodes: set[str] = set()  # the nodes composed in this process (fully qualified)
         self._subscribers: dict[str, list[LocalSubscription]] = {}
+        self.lock = threading.RLock()
+        self.serialised = False  # True once an executor runs this context's callbacks under lock
 
     @classmethod
     def of(cls, context) -> LocalBus:

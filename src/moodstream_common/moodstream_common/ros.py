@@ -11,6 +11,7 @@ from typing import Any
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import (
     HistoryPolicy,
@@ -20,6 +21,7 @@ from rclpy.qos import (
 )
 
 from .environment import prepare_environment
+from .local_bus import LocalBus
 from .parameters import Spec
 from .stats import HealthConfig
 
@@ -168,6 +170,40 @@ class DiagnosticsPublisher:
         self._pub.publish(msg)
 
 
+class _LockedCallback:
+    """An executor's ready callback that runs holding ``lock`` (everything else is the callback's)."""
+
+    def __init__(self, handler, lock) -> None:
+        self._handler, self._lock = handler, lock
+
+    def __call__(self):
+        with self._lock:
+            return self._handler()
+
+    def __getattr__(self, name: str):
+        return getattr(self._handler, name)
+
+
+class StageExecutor(SingleThreadedExecutor):
+    """rclpy's single-threaded executor, running each callback under the stage lock of its
+    context (:attr:`LocalBus.lock`). Its stages may then run frames on a thread of their own
+    between callbacks (:mod:`.frame_clock`) instead of waking the executor for each frame: a
+    wake-up rebuilds the wait set from every service, timer and event handler of every node, about
+    1.7 ms of CPU for the three composed stages. Create it before bringing the stages up."""
+
+    def __init__(self, *, context=None) -> None:
+        from rclpy.utilities import get_default_context
+
+        super().__init__(context=context)
+        bus = LocalBus.of(context or get_default_context())
+        bus.serialised = True
+        self.lock = bus.lock
+
+    def wait_for_ready_callbacks(self, *args, **kwargs):
+        handler, entity, node = super().wait_for_ready_callbacks(*args, **kwargs)
+        return _LockedCallback(handler, self.lock), entity, node
+
+
 def _ignore_stop_signals() -> None:
     """Once a node is stopping, a second SIGINT or SIGTERM must not cut its clean-up short.
 
@@ -200,19 +236,21 @@ def run_nodes(factories, args: list[str] | None = None, compose: Callable[[list]
     import traceback
 
     import rclpy
-    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+    from rclpy.executors import ExternalShutdownException
 
     logger = rclpy.logging.get_logger("moodstream")
     prepare_environment()
     rclpy.init(args=args)
+    executor = StageExecutor()  # before the stages come up: a capture stage asks for its frame clock
     nodes: list = []
     try:
         nodes.extend(factory() for factory in factories)
         if compose is not None:
             compose(nodes)
-        for node in nodes:
-            if getattr(node, "params", {}).get("autostart") and hasattr(node, "bring_up"):
-                node.bring_up()  # a lifecycle stage: configure and activate, unless a manager will
+        with executor.lock:  # no frame before every stage is up
+            for node in nodes:
+                if getattr(node, "params", {}).get("autostart") and hasattr(node, "bring_up"):
+                    node.bring_up()  # a lifecycle stage: configure and activate, unless a manager will
     except KeyboardInterrupt:  # stopped while starting (loading the model, opening the camera)
         _ignore_stop_signals()
         rclpy.try_shutdown()
@@ -225,7 +263,6 @@ def run_nodes(factories, args: list[str] | None = None, compose: Callable[[list]
         rclpy.try_shutdown()
         raise SystemExit(2 if isinstance(err, ParameterError) else 1) from None
     failed = False
-    executor = SingleThreadedExecutor()
     for node in nodes:
         executor.add_node(node)
     try:
@@ -240,11 +277,12 @@ def run_nodes(factories, args: list[str] | None = None, compose: Callable[[list]
             logger.debug(f"ignored while shutting down: {type(err).__name__}: {err}")
     finally:
         _ignore_stop_signals()
-        for node in reversed(nodes):  # the consumers first, so that no stage publishes into a dead one
-            try:
-                node.destroy_node()
-            except (Exception, KeyboardInterrupt) as err:
-                logger.debug(f"ignored while destroying the node: {type(err).__name__}: {err}")
+        with executor.lock:  # not in the middle of a frame
+            for node in reversed(nodes):  # the consumers first, so that no stage publishes into a dead one
+                try:
+                    node.destroy_node()
+                except (Exception, KeyboardInterrupt) as err:
+                    logger.debug(f"ignored while destroying the node: {type(err).__name__}: {err}")
         with contextlib.suppress(Exception, KeyboardInterrupt):
             executor.shutdown(timeout_sec=1.0)
         with contextlib.suppress(KeyboardInterrupt):

@@ -1,0 +1,77 @@
+"""The capture's frame clock: ticks under the stage lock, stops cleanly, hands errors over, no bursts."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from moodstream_common.frame_clock import FrameClock
+
+
+def wait_until(condition, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.002)
+    return condition()
+
+
+def test_ticks_hold_the_lock_and_none_starts_after_a_stop_under_the_lock():
+    lock = threading.RLock()
+    ticks: list[bool] = []
+
+    def tick() -> None:  # another thread cannot take the lock while a tick runs
+        probe = threading.Thread(target=lambda: ticks.append(lock.acquire(blocking=False)))
+        probe.start()
+        probe.join()
+
+    clock = FrameClock(200.0, tick, lock, on_error=lambda err: None).start()
+    assert wait_until(lambda: len(ticks) >= 3)
+    with lock:  # as a lifecycle transition in the executor stops it
+        clock.stop()
+        count = len(ticks)
+    clock.join(5.0)
+    time.sleep(0.05)
+    assert len(ticks) == count and not clock.running
+    assert not any(ticks), "a tick ran without the lock"
+
+
+def test_an_error_stops_the_clock_and_reaches_on_error_once():
+    errors: list[BaseException] = []
+    calls = []
+
+    def tick() -> None:
+        calls.append(1)
+        if len(calls) == 2:
+            raise ValueError("the detector broke")
+
+    clock = FrameClock(500.0, tick, threading.RLock(), on_error=errors.append).start()
+    assert wait_until(lambda: errors)
+    clock.join(5.0)
+    assert [str(e) for e in errors] == ["the detector broke"] and len(calls) == 2 and not clock.running
+
+
+def test_a_slow_tick_skips_the_periods_it_missed_instead_of_catching_up_in_a_burst():
+    times: list[float] = []
+
+    def tick() -> None:
+        times.append(time.monotonic())
+        if len(times) == 1:
+            time.sleep(0.055)  # five and a half periods of 10 ms
+
+    clock = FrameClock(100.0, tick, threading.RLock(), on_error=lambda err: None).start()
+    assert wait_until(lambda: len(times) >= 6)
+    clock.stop()
+    clock.join(5.0)
+    slow_end = times[0] + 0.055
+    # A catch-up would run five ticks at once right after the slow one; skipping runs the next at
+    # the first period boundary still ahead, then one per period (a busy machine only delays them).
+    assert sum(1 for t in times[1:] if t - slow_end < 0.025) <= 3, [round(t - times[0], 4) for t in times]
+
+
+def test_a_new_rate_applies_from_the_next_tick():
+    clock = FrameClock(30.0, lambda: None, threading.RLock(), on_error=lambda err: None)
+    assert abs(clock.period - 1 / 30) < 1e-12
+    clock.set_rate(240.0)
+    assert abs(clock.period - 1 / 240) < 1e-12

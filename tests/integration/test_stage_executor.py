@@ -1,0 +1,100 @@
+"""The stage executor and the capture's frame clock, with real rclpy in one process: every
+callback runs under the stage lock, the capture's frames come from its own thread beside that
+executor (and from a ROS timer beside any other), live rate changes apply, deactivation stops them."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+import rclpy
+from rclpy.context import Context
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.lifecycle import TransitionCallbackReturn
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from sensor_msgs.msg import Image
+
+from moodstream_capture.node import CaptureNode
+from moodstream_common.local_bus import LocalBus
+from moodstream_common.ros import IMAGE_QOS, StageExecutor
+
+pytestmark = [pytest.mark.ros]
+
+
+@pytest.fixture
+def context():
+    ctx = Context()
+    rclpy.init(context=ctx)
+    yield ctx
+    rclpy.try_shutdown(context=ctx)
+
+
+def spin_until(executor, condition, timeout: float = 20.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not condition():
+        executor.spin_once(timeout_sec=0.05)
+    return condition()
+
+
+def test_every_callback_runs_under_the_stage_lock(context):
+    executor = StageExecutor(context=context)
+    node = Node("locked", context=context)
+    free_during_callback: list[bool] = []
+
+    def on_timer() -> None:  # another thread must not get the lock while a callback runs
+        probe = threading.Thread(target=lambda: free_during_callback.append(executor.lock.acquire(blocking=False)))
+        probe.start()
+        probe.join()
+
+    node.create_timer(0.01, on_timer)
+    executor.add_node(node)
+    try:
+        assert spin_until(executor, lambda: len(free_during_callback) >= 3)
+        assert not any(free_during_callback)
+        assert LocalBus.of(context).serialised and executor.lock is LocalBus.of(context).lock
+    finally:
+        executor.shutdown()
+        node.destroy_node()
+
+
+def test_capture_frames_come_from_its_clock_beside_a_stage_executor(context):
+    executor = StageExecutor(context=context)
+    capture = CaptureNode(context=context, parameter_overrides=[Parameter("fps", value=50.0)])
+    viewer = Node("viewer", context=context)
+    frames: list[Image] = []
+    viewer.create_subscription(Image, "image_raw", frames.append, IMAGE_QOS)
+    try:
+        with executor.lock:
+            capture.bring_up()
+        assert capture.clock is not None and capture.clock.running and capture.timer is None
+        executor.add_node(capture)
+        executor.add_node(viewer)
+        assert spin_until(executor, lambda: len(frames) >= 10), "no frames from the frame clock"
+        result = capture.set_parameters([Parameter("fps", value=10.0)])[0]  # the callback `ros2 param set` reaches
+        assert result.successful and abs(capture.clock.period - 0.1) < 1e-9
+        with executor.lock:
+            assert capture.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+        clock = capture.clock
+        assert clock is None and capture.state == "inactive"
+        spin_until(executor, lambda: False, timeout=0.3)  # what was in flight arrives
+        count = len(frames)
+        spin_until(executor, lambda: False, timeout=0.5)
+        assert len(frames) == count, "frames after deactivation"
+    finally:
+        with executor.lock:
+            capture.destroy_node()
+        viewer.destroy_node()
+        executor.shutdown()
+
+
+def test_capture_keeps_a_ros_timer_beside_any_other_executor(context):
+    executor = SingleThreadedExecutor(context=context)
+    capture = CaptureNode(context=context)
+    try:
+        capture.bring_up()
+        assert capture.clock is None and capture.timer is not None
+    finally:
+        capture.destroy_node()
+        executor.shutdown()

@@ -41,6 +41,8 @@ SPECS = {
     "tracker": Spec("template", "how known faces are followed between full searches: template (matching each "
                     "face's picture, a fraction of a millisecond) or detector (the detector in a window)",
                     choices=TRACKERS),
+    "roi_background_refresh": Spec(True, "template tracker: run the periodic full search on a second thread while "
+                                   "the known faces are followed, so that no frame waits for it"),
     "max_faces": Spec(10, "keep the largest faces", 1, 100),
     "attach_crops": Spec(True, "put the 48x48 crop into each face, for a classifier in another process"),
     **INPUT_SPECS,
@@ -52,7 +54,7 @@ SPECS = {
 DEFAULTS = defaults(SPECS)
 #: Changing any of these rebuilds the detector.
 DETECTOR_PARAMS = {"detector", "scale_factor", "min_neighbors", "min_size", "downscale", "min_confidence",
-                   "roi_refresh_frames", "tracker"}
+                   "roi_refresh_frames", "tracker", "roi_background_refresh"}
 
 
 def frame_of(msg: Image):
@@ -77,6 +79,7 @@ class DetectNode(StageNode):
 
     def _on_consent(self, granted: bool) -> None:
         if not granted and self.detector is not None:
+            self._close_detector()
             self.detector = self._build_detector()  # forget the faces it was following
 
     def setup(self) -> None:
@@ -96,7 +99,7 @@ class DetectNode(StageNode):
         if self.publisher is not None:
             self.publisher.destroy()
             self.publisher = None
-        self.detector = None
+        self._close_detector()
 
     def _build_detector(self) -> RoiDetector:
         p = self.params
@@ -106,11 +109,18 @@ class DetectNode(StageNode):
                                        min_confidence=p["min_confidence"])
         except DetectorError as err:
             raise ParameterError(f"parameter {self.get_name()}.detector: {err}") from err
-        return RoiDetector(detector, refresh_frames=p["roi_refresh_frames"], tracker=p["tracker"])
+        return RoiDetector(detector, refresh_frames=p["roi_refresh_frames"], tracker=p["tracker"],
+                           background_refresh=p["roi_background_refresh"])
+
+    def _close_detector(self) -> None:
+        if self.detector is not None:
+            self.detector.close()
+        self.detector = None
 
     def on_parameters(self, names: set[str]) -> None:
         """Live changes, from the next frame on."""
         if names & DETECTOR_PARAMS and self.detector is not None:
+            self._close_detector()
             self.detector = self._build_detector()
         self.health = health_config(self.params)
 

@@ -161,3 +161,85 @@ def test_template_tracker_gives_up_on_a_face_that_is_gone():
     assert roi.full_searches == 2
     with pytest.raises(DetectorError, match="tracker must be one of template, detector"):
         RoiDetector(HaarDetector(), tracker="kalman")
+
+
+class ScriptedDetector:
+    """Returns the next scripted list of boxes per call; calls after the first wait for ``gate``
+    (a slow full search), and each records the thread it ran on."""
+
+    name = "scripted"
+    gray_input = True
+
+    def __init__(self, script):
+        import threading
+
+        self.script, self.threads, self.finished = list(script), [], 0
+        self.gate = threading.Event()
+
+    def detect(self, gray):
+        import threading
+
+        self.threads.append(threading.current_thread().name)
+        if len(self.threads) > 1:
+            assert self.gate.wait(10), "the test never opened the gate"
+        boxes = self.script.pop(0)
+        self.finished += 1
+        return [Detection(b) for b in boxes]
+
+
+def two_face_canvas():
+    face = to_gray(load_face_image())
+    canvas = np.full((480, 640), 120, np.uint8)
+    h, w = face.shape
+    canvas[40 : 40 + h, 30 : 30 + w] = face
+    canvas[150 : 150 + h, 380 : 380 + w] = face
+    found = sorted((d.box for d in HaarDetector(1.1, 5, 48).detect(canvas)), key=lambda b: b.x)
+    assert len(found) == 2
+    return canvas, found
+
+
+def wait_for(condition, timeout=10.0):
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.005)
+    return condition()
+
+
+def test_background_refresh_does_not_hold_up_the_frame_and_brings_in_a_newcomer():
+    canvas, (a, b) = two_face_canvas()
+    inner = ScriptedDetector([[a], [a, b]])
+    roi = RoiDetector(inner, refresh_frames=3, tracker="template", background_refresh=True)
+    try:
+        assert [d.box for d in roi.detect(canvas)] == [a]  # nothing known: a full search in this call
+        assert [d.box for d in roi.detect(canvas)] == [a] and [d.box for d in roi.detect(canvas)] == [a]
+        # The refresh is due: the frame returns the followed face while the search is still running.
+        assert [d.box for d in roi.detect(canvas)] == [a] and inner.finished == 1 and roi.full_searches == 2
+        inner.gate.set()
+        assert wait_for(lambda: inner.finished == 2)
+        assert sorted(d.box.x for d in roi.detect(canvas)) == [a.x, b.x]  # the newcomer joins at the next frame
+        assert inner.threads[0] == "MainThread" and inner.threads[1].startswith("face-refresh")
+        assert sorted(d.box.x for d in roi.detect(canvas)) == [a.x, b.x]  # and is followed from then on
+    finally:
+        roi.close()
+
+
+def test_background_refresh_drops_a_face_it_no_longer_finds_as_a_refresh_would():
+    canvas, (a, b) = two_face_canvas()
+    inner = ScriptedDetector([[a, b], [b]])
+    inner.gate.set()
+    roi = RoiDetector(inner, refresh_frames=2, tracker="template", background_refresh=True)
+    try:
+        assert len(roi.detect(canvas)) == 2 and len(roi.detect(canvas)) == 2  # a full search, then followed
+        assert len(roi.detect(canvas)) == 2  # due: followed, the search starts
+        assert wait_for(lambda: inner.finished == 2)
+        assert [d.box for d in roi.detect(canvas)] == [b]
+    finally:
+        roi.close()
+
+
+def test_background_refresh_is_off_for_the_detector_tracker():
+    """A cascade or a dnn net must not run on two threads at once: the detector tracker uses it
+    between refreshes, so its refresh stays in the frame's call."""
+    assert not RoiDetector(HaarDetector(), tracker="detector", background_refresh=True).background_refresh

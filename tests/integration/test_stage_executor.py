@@ -98,3 +98,24 @@ def test_capture_keeps_a_ros_timer_beside_any_other_executor(context):
     finally:
         capture.destroy_node()
         executor.shutdown()
+
+
+def test_detect_sets_opencv_threads_for_its_process(context):
+    import cv2
+
+    from moodstream_detect.node import DetectNode
+
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(-1)
+    default = cv2.getNumThreads()
+    detect = DetectNode(context=context)
+    try:
+        detect.bring_up()
+        assert cv2.getNumThreads() == 1  # the default parameter
+        assert detect.set_parameters([Parameter("opencv_threads", value=3)])[0].successful
+        assert cv2.getNumThreads() == 3
+        assert detect.set_parameters([Parameter("opencv_threads", value=0)])[0].successful
+        assert cv2.getNumThreads() == default
+    finally:
+        detect.destroy_node()
+        cv2.setNumThreads(before)

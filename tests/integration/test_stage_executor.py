@@ -108,10 +108,10 @@ def test_detect_sets_opencv_threads_for_its_process(context):
     before = cv2.getNumThreads()
     cv2.setNumThreads(-1)
     default = cv2.getNumThreads()
-    detect = DetectNode(context=context)
+    detect = DetectNode(context=context, parameter_overrides=[Parameter("opencv_threads", value=1)])
     try:
         detect.bring_up()
-        assert cv2.getNumThreads() == 1  # the default parameter
+        assert cv2.getNumThreads() == 1
         assert detect.set_parameters([Parameter("opencv_threads", value=3)])[0].successful
         assert cv2.getNumThreads() == 3
         assert detect.set_parameters([Parameter("opencv_threads", value=0)])[0].successful

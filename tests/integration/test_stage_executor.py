@@ -18,7 +18,7 @@ from sensor_msgs.msg import Image
 
 from moodstream_capture.node import CaptureNode
 from moodstream_common.local_bus import LocalBus
-from moodstream_common.ros import IMAGE_QOS, StageExecutor
+from moodstream_common.ros import IMAGE_QOS, StageExecutor, align_timers
 
 pytestmark = [pytest.mark.ros]
 
@@ -119,3 +119,19 @@ def test_detect_sets_opencv_threads_for_its_process(context):
     finally:
         detect.destroy_node()
         cv2.setNumThreads(before)
+
+
+def test_aligned_timers_fall_due_together(context):
+    """Timers of several nodes, started at different moments, are restarted at one instant, so
+    one wake-up of the executor serves them all."""
+    first, second = Node("first", context=context), Node("second", context=context)
+    try:
+        a = first.create_timer(1.0, lambda: None)
+        time.sleep(0.3)
+        b = second.create_timer(1.0, lambda: None)
+        assert abs(a.time_until_next_call() - b.time_until_next_call()) > 0.2e9
+        align_timers([first, second])
+        assert abs(a.time_until_next_call() - b.time_until_next_call()) < 0.05e9
+    finally:
+        first.destroy_node()
+        second.destroy_node()

@@ -28,7 +28,7 @@ from moodstream_common.environment import prepare_environment
 from moodstream_common.image_conv import image_to_numpy
 from moodstream_common.lifecycle import StageNode
 from moodstream_common.local_bus import share_stage_topics
-from moodstream_common.ros import IMAGE_QOS, RESULT_QOS, StageExecutor, record_qos
+from moodstream_common.ros import IMAGE_QOS, RESULT_QOS, StageExecutor, align_timers, record_qos
 from moodstream_detect.node import DetectNode
 from moodstream_interfaces.msg import Emotion, EmotionArray, EmotionSummary
 from moodstream_openmv.node import OpenMVNode
@@ -146,6 +146,7 @@ class Pipeline:
                         node.bring_up()
                 if consent:
                     self.give_consent("the runner's --consent")
+                align_timers(self.nodes)
             for node in self.nodes:
                 self.executor.add_node(node)
         except BaseException:

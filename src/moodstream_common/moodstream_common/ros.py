@@ -204,6 +204,16 @@ class StageExecutor(SingleThreadedExecutor):
         return _LockedCallback(handler, self.lock), entity, node
 
 
+def align_timers(nodes) -> None:
+    """Restart every timer of ``nodes`` at the same instant. The stages' periodic work
+    (diagnostics each second, the policy watcher, the annotation check) then falls due together,
+    and the executor rebuilds its wait set once for all of it instead of once per timer: with
+    periods of 0.5, 1 and 2 s, two wake-ups a second instead of five or six."""
+    for node in nodes:
+        for timer in list(node.timers):
+            timer.reset()
+
+
 def _ignore_stop_signals() -> None:
     """Once a node is stopping, a second SIGINT or SIGTERM must not cut its clean-up short.
 
@@ -251,6 +261,7 @@ def run_nodes(factories, args: list[str] | None = None, compose: Callable[[list]
             for node in nodes:
                 if getattr(node, "params", {}).get("autostart") and hasattr(node, "bring_up"):
                     node.bring_up()  # a lifecycle stage: configure and activate, unless a manager will
+            align_timers(nodes)
     except KeyboardInterrupt:  # stopped while starting (loading the model, opening the camera)
         _ignore_stop_signals()
         rclpy.try_shutdown()

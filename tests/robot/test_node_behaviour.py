@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import time
 
 import pytest
 from helpers import Collector
@@ -185,9 +186,17 @@ def test_parameters_are_described_checked_and_applied_live(workspace, tmp_path):
             out = ros2_cli(workspace, "param", "set", node, name, value)
             assert "Setting parameter failed" in out and reason in out, (node, name, out)
         assert "Set parameter successful" in ros2_cli(workspace, "param", "set", "/detect", "max_faces", "1")
+        applied = time.time()
         outside.messages["/faces"].clear()
-        outside.spin_until(lambda: len(outside.messages["/faces"]) >= 30, 30)
-        later = outside.messages["/faces"][5:]  # frames already in flight may still hold two
+
+        def stamped_later() -> list:
+            # Frames taken after the change; those before it may still wait in the reliable queue
+            # (depth 10) while the CLI runs, and hold two faces.
+            return [m for m in outside.messages["/faces"]
+                    if m.header.stamp.sec + m.header.stamp.nanosec * 1e-9 > applied]
+
+        outside.spin_until(lambda: len(stamped_later()) >= 30, 30)
+        later = stamped_later()
         assert later and all(len(m.faces) <= 1 for m in later), [len(m.faces) for m in later]
         assert "Integer value is: 1" in ros2_cli(workspace, "param", "get", "/detect", "max_faces")
     finally:

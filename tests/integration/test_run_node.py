@@ -54,6 +54,7 @@ def test_error_while_running_stops_the_node_with_status_1_and_says_why():
 
 
 FRAME_CLOCK_NODE = textwrap.dedent("""
+    from moodstream_common.frame_clock import FrameClock
     from moodstream_common.lifecycle import StageNode
     from moodstream_common.ros import run_node
 
@@ -64,8 +65,8 @@ FRAME_CLOCK_NODE = textwrap.dedent("""
             self.ticks = 0
 
         def start(self):
-            self.clock = self.start_frame_clock(100.0, self.tick)
-            if self.clock is None:
+            self.ticker = self.start_ticking(100.0, self.tick)
+            if not isinstance(self.ticker, FrameClock):
                 raise RuntimeError("run_node's executor gave no frame clock")
 
         def tick(self):

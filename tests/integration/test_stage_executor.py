@@ -17,6 +17,8 @@ from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image
 
 from moodstream_capture.node import CaptureNode
+from moodstream_common.frame_clock import FrameClock
+from moodstream_common.lifecycle import TimerTicker
 from moodstream_common.local_bus import LocalBus
 from moodstream_common.ros import IMAGE_QOS, StageExecutor, align_timers
 
@@ -68,16 +70,16 @@ def test_capture_frames_come_from_its_clock_beside_a_stage_executor(context):
     try:
         with executor.lock:
             capture.bring_up()
-        assert capture.clock is not None and capture.clock.running and capture.timer is None
+        assert isinstance(capture.ticker, FrameClock) and capture.ticker.running
         executor.add_node(capture)
         executor.add_node(viewer)
         assert spin_until(executor, lambda: len(frames) >= 10), "no frames from the frame clock"
         result = capture.set_parameters([Parameter("fps", value=10.0)])[0]  # the callback `ros2 param set` reaches
-        assert result.successful and abs(capture.clock.period - 0.1) < 1e-9
+        assert result.successful and abs(capture.ticker.period - 0.1) < 1e-9
+        ticker = capture.ticker
         with executor.lock:
             assert capture.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
-        clock = capture.clock
-        assert clock is None and capture.state == "inactive"
+        assert capture.ticker is None and not ticker.running and capture.state == "inactive"
         spin_until(executor, lambda: False, timeout=0.3)  # what was in flight arrives
         count = len(frames)
         spin_until(executor, lambda: False, timeout=0.5)
@@ -94,7 +96,7 @@ def test_capture_keeps_a_ros_timer_beside_any_other_executor(context):
     capture = CaptureNode(context=context)
     try:
         capture.bring_up()
-        assert capture.clock is None and capture.timer is not None
+        assert isinstance(capture.ticker, TimerTicker) and capture.ticker.timer is not None
     finally:
         capture.destroy_node()
         executor.shutdown()

@@ -55,7 +55,7 @@ class CaptureNode(StageNode):
         self.enforce_policy()
         # With policy.require_consent the camera stays closed until consent/state says yes.
         self.consent = ConsentListener(self, self._on_consent) if p["policy.require_consent"] else None
-        self.publisher = self.mono_publisher = self.info_publisher = self.timer = self.clock = None
+        self.publisher = self.mono_publisher = self.info_publisher = self.ticker = None
         self.calibration: Calibration | None = None
         self._calibration_warning = ""
         self.health = health_config({**p, "expected_rate_hz": p["expected_rate_hz"] or p["fps"]})
@@ -81,22 +81,13 @@ class CaptureNode(StageNode):
     def start(self) -> None:
         self.finished, self._last_error, self._retry_at = False, "", 0.0
         self._backoff.reset()
-        self._start_pacing()
-
-    def _start_pacing(self) -> None:
-        """A frame every 1/fps s: on the frame clock's thread where the executor allows it (see
-        StageNode.start_frame_clock), else on a ROS timer."""
-        self.clock = self.start_frame_clock(self.params["fps"], self.step)
-        if self.clock is None:
-            self.timer = self.create_timer(1.0 / self.params["fps"], self.step)
+        # A frame every 1/fps s, on a thread of its own where the executor allows it.
+        self.ticker = self.start_ticking(self.params["fps"], self.step)
 
     def stop(self) -> None:
-        if self.clock is not None:
-            self.clock.stop()
-            self.clock = None
-        if self.timer is not None:
-            self.destroy_timer(self.timer)
-            self.timer = None
+        if self.ticker is not None:
+            self.ticker.stop()
+            self.ticker = None
         if self._source is not None and self._opened:
             self._source.close()  # the camera is free for others while inactive
             self.get_logger().info(f"released {self._source.description}")
@@ -114,11 +105,8 @@ class CaptureNode(StageNode):
     def on_parameters(self, names: set[str]) -> None:
         """Live changes, from the next frame on."""
         p = self.params
-        if "fps" in names and self.clock is not None:
-            self.clock.set_rate(p["fps"])
-        elif "fps" in names and self.timer is not None:
-            self.destroy_timer(self.timer)
-            self.timer = self.create_timer(1.0 / p["fps"], self.step)
+        if "fps" in names and self.ticker is not None:
+            self.ticker.set_rate(p["fps"])
         self._backoff.maximum = p["reconnect_max_s"]
         self.health = health_config({**p, "expected_rate_hz": p["expected_rate_hz"] or p["fps"]})
 
@@ -144,7 +132,7 @@ class CaptureNode(StageNode):
         self.get_logger().error(f"{message}; retrying in {delay:.1f} s (attempt {self._backoff.attempts})")
 
     def step(self) -> None:
-        """One frame (from the frame clock or the timer): (re)open the source when due, read, publish."""
+        """One frame (from the ticker): (re)open the source when due, read, publish."""
         if self.finished or self._source is None or self.waiting_for_consent:
             return
         if not self._opened:

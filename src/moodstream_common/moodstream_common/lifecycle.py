@@ -43,6 +43,24 @@ LIFECYCLE_SPECS = {
 SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE
 
 
+class TimerTicker:
+    """:class:`FrameClock`'s interface over a ROS timer (an executor without the stage lock, or
+    simulated time)."""
+
+    def __init__(self, node, rate_hz: float, tick: Callable[[], None]) -> None:
+        self.node, self.tick = node, tick
+        self.timer = node.create_timer(1.0 / rate_hz, tick)
+
+    def set_rate(self, rate_hz: float) -> None:
+        self.node.destroy_timer(self.timer)
+        self.timer = self.node.create_timer(1.0 / rate_hz, self.tick)
+
+    def stop(self) -> None:
+        if self.timer is not None:
+            self.node.destroy_timer(self.timer)
+            self.timer = None
+
+
 class StageNode(LifecycleNode):
     """A pipeline stage as a lifecycle node. Subclasses implement setup, start, stop, teardown
     and :meth:`status`; ``stage`` names it in ``/diagnostics``."""
@@ -134,14 +152,14 @@ class StageNode(LifecycleNode):
             for flag in self.watcher.check_output(publishers):
                 self.get_logger().error(flag.message, throttle_duration_sec=30.0)
 
-    def start_frame_clock(self, rate_hz: float, tick: Callable[[], None]) -> FrameClock | None:
-        """``tick`` ``rate_hz`` times a second on a thread of its own (:mod:`.frame_clock`) when this
-        process's executor runs every callback under the stage lock (:class:`.ros.StageExecutor`)
-        and the node runs on wall time; None otherwise: the caller uses a ROS timer. An error in
-        ``tick`` is raised in the executor, as a timer's would be."""
+    def start_ticking(self, rate_hz: float, tick: Callable[[], None]) -> FrameClock | TimerTicker:
+        """``tick`` ``rate_hz`` times a second, stopped with ``.stop()``, re-paced with
+        ``.set_rate()``: on a thread of its own (:mod:`.frame_clock`) when this process's executor
+        runs every callback under the stage lock (:class:`.ros.StageExecutor`) and the node runs on
+        wall time, else on a ROS timer. An error in ``tick`` is raised in the executor either way."""
         bus = LocalBus.of(self.context)
         if not bus.serialised or self.get_parameter("use_sim_time").value:
-            return None
+            return TimerTicker(self, rate_hz, tick)
         if self._clock_error_guard is None:
             self._clock_error_guard = self.create_guard_condition(self._raise_clock_error)
         return FrameClock(rate_hz, tick, bus.lock, self._clock_failed, name=f"{self.get_name()}-frames").start()

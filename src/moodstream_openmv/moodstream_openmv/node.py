@@ -75,7 +75,7 @@ class OpenMVNode(StageNode):
         self.parser = LineParser(accept_bare_labels=p["accept_bare_labels"])
         self.estimator = estimator_from_params(p, None, list(LABELS))
         self.temperature = p["confidence_temperature"] or self._camera_model_temperature()
-        self.emotions_pub = self.emotion_pub = self.timer = self.clock = None
+        self.emotions_pub = self.emotion_pub = self.ticker = None
         self._serial: serial.Serial | None = None
         self._backoff = Backoff(maximum=p["reconnect_max_s"])
         self._retry_at = 0.0
@@ -131,17 +131,12 @@ class OpenMVNode(StageNode):
         self._backoff.reset()
         # On a thread of its own where the executor allows it: a 100 Hz ROS timer woke the executor
         # (and rebuilt its wait set) 100 times a second, 66 ms of CPU per second with no camera.
-        self.clock = self.start_frame_clock(self.params["poll_hz"], self.poll)
-        if self.clock is None:
-            self.timer = self.create_timer(1.0 / self.params["poll_hz"], self.poll)
+        self.ticker = self.start_ticking(self.params["poll_hz"], self.poll)
 
     def stop(self) -> None:
-        if self.clock is not None:
-            self.clock.stop()
-            self.clock = None
-        if self.timer is not None:
-            self.destroy_timer(self.timer)
-            self.timer = None
+        if self.ticker is not None:
+            self.ticker.stop()
+            self.ticker = None
         self._close_port()
         if self.aggregator is not None:
             self._publish_summary(self.aggregator.flush())

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 
@@ -83,3 +85,49 @@ def test_an_error_on_the_frame_clock_thread_stops_the_node_as_a_timer_error_does
     out = subprocess.run([sys.executable, "-c", FRAME_CLOCK_NODE], capture_output=True, text=True, timeout=60)
     assert out.returncode == 1, out.stdout + out.stderr
     assert "ticking stopped on an error" in out.stderr and "the detector broke on frame 5" in out.stderr, out.stderr
+
+
+BUSY_NODE = textwrap.dedent("""
+    import time
+
+    from rclpy.node import Node
+
+    from moodstream_common.ros import run_node
+
+
+    class Busy(Node):
+        def __init__(self):
+            super().__init__("busy")
+            self.create_timer(0.01, self.tick)
+            self.ticks = 0
+
+        def tick(self):
+            self.ticks += 1
+            if self.ticks == 1:
+                self.get_logger().info("callback started")
+            deadline = time.monotonic() + 0.5
+            while time.monotonic() < deadline:  # Python bytecode, where an interrupt would land
+                pass
+            self.get_logger().info(f"callback {self.ticks} finished")
+
+
+    run_node(Busy, [])
+""")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_stop_signal_lets_the_running_callback_finish(sig):
+    # Before: rclpy chained the signal to Python's default handler, whose KeyboardInterrupt landed
+    # in whatever bytecode ran: mid-callback, or half-way through rclpy building a Task (CI saw
+    # that Task's __del__ print a traceback).
+    proc = subprocess.Popen([sys.executable, "-c", BUSY_NODE], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        assert "callback started" in proc.stdout.readline()
+        time.sleep(0.2)  # inside the first callback's busy half-second
+        proc.send_signal(sig)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, out
+    assert "callback 1 finished" in out and "Traceback" not in out, out

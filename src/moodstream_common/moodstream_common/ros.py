@@ -214,6 +214,27 @@ def align_timers(nodes) -> None:
             timer.reset()
 
 
+class _StartupInterrupt:
+    """The process's SIGINT and SIGTERM handler, installed before ``rclpy.init()`` so that rclpy's
+    own handler (which shuts the context down) chains to it.
+
+    While the stages start (a model loading, a camera opening), a signal raises
+    KeyboardInterrupt to cut that short. Once they spin, it does nothing: rclpy has shut the
+    context down and the executor ends with ExternalShutdownException where it waits. A
+    KeyboardInterrupt raised there instead could land in the middle of any bytecode, such as
+    half-way through rclpy building a Task, whose ``__del__`` then prints a traceback.
+    """
+
+    def __init__(self) -> None:
+        self.starting = True
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self)
+
+    def __call__(self, signum, frame) -> None:
+        if self.starting:
+            raise KeyboardInterrupt
+
+
 def _ignore_stop_signals() -> None:
     """Once a node is stopping, a second SIGINT or SIGTERM must not cut its clean-up short.
 
@@ -250,6 +271,7 @@ def run_nodes(factories, args: list[str] | None = None, compose: Callable[[list]
 
     logger = rclpy.logging.get_logger("moodstream")
     prepare_environment()
+    stop_signals = _StartupInterrupt()
     rclpy.init(args=args)
     executor = StageExecutor()  # before the stages come up: a capture stage asks for its frame clock
     nodes: list = []
@@ -276,7 +298,10 @@ def run_nodes(factories, args: list[str] | None = None, compose: Callable[[list]
     failed = False
     for node in nodes:
         executor.add_node(node)
+    stop_signals.starting = False
     try:
+        if not rclpy.ok():  # a signal came between the last stage starting and the line above
+            raise ExternalShutdownException
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass

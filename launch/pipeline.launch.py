@@ -23,14 +23,15 @@ parameters file and node parameters; its flags for these arguments are spelled d
     rviz:=true                  --display (an OpenCV window)
     composed:=true|false        always composed (one process)
 
-A stage that dies is started again after 2 s. Fast DDS gets MoodStream's shared-memory profile
-(FASTDDS_/FASTRTPS_DEFAULT_PROFILES_FILE) unless you set either variable yourself.
+A stage that dies is started again after 2 s. Fast DDS gets MoodStream's shared-memory profiles
+(FASTDDS_/FASTRTPS_DEFAULT_PROFILES_FILE): a 32 MB segment for the processes that publish images,
+2 MB for the others; unless you set either variable yourself.
 """
 
 from pathlib import Path
 
 from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
-from launch.actions import DeclareLaunchArgument, LogInfo, OpaqueFunction, SetEnvironmentVariable
+from launch.actions import DeclareLaunchArgument, LogInfo, OpaqueFunction
 from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration, PythonExpression
 from launch_ros.actions import Node
@@ -54,7 +55,7 @@ def rviz(context, config: str) -> list:
         return [LogInfo(msg="rviz:=true, but rviz2 is not installed: sudo apt install ros-$ROS_DISTRO-rviz2 "
                             f"(then: rviz2 -d {config})")]
     return [Node(package="rviz2", executable="rviz2", name="rviz", namespace=LaunchConfiguration("namespace"),
-                 arguments=["-d", config], output="screen")]
+                 arguments=["-d", config], output="screen", additional_env=dds_settings(process="rviz"))]
 
 
 def generate_launch_description() -> LaunchDescription:
@@ -76,8 +77,6 @@ def generate_launch_description() -> LaunchDescription:
     detect_input = PythonExpression(["'", image_topic, "' if '", source, "' == 'topic' else 'image_mono'"])
 
     return LaunchDescription([
-        # MoodStream's Fast DDS profile for every node, unless the user chose one.
-        *[SetEnvironmentVariable(name, value) for name, value in dds_settings().items()],
         DeclareLaunchArgument("namespace", default_value="", description="namespace of every node and topic"),
         DeclareLaunchArgument("params_file", default_value=str(share / "config" / "params.yaml"),
                               description="ROS 2 parameters file (the runner's --params)"),
@@ -104,15 +103,17 @@ def generate_launch_description() -> LaunchDescription:
                                       "device": ParameterValue(LaunchConfiguration("device"), value_type=str),
                                       "path": ParameterValue(LaunchConfiguration("path"), value_type=str)}],
             remappings=image_remap, condition=capturing, output="screen", **RESPAWN,
+            additional_env=dds_settings(process="capture"),
         ),
         Node(
             package="moodstream_detect", executable="detect_node", name="detect", namespace=namespace,
             parameters=[params_file], remappings=[("image_mono", detect_input)], condition=on_host, output="screen",
-            **RESPAWN,
+            **RESPAWN, additional_env=dds_settings(process="detect"),
         ),
         Node(
             package="moodstream_classify", executable="classify_node", name="classify", namespace=namespace,
             parameters=[params_file], remappings=image_remap, condition=on_host, output="screen", **RESPAWN,
+            additional_env=dds_settings(process="classify"),
         ),
         Node(
             # The three stages in one process (the same nodes, names, parameters and topics).
@@ -122,7 +123,7 @@ def generate_launch_description() -> LaunchDescription:
                                       "device": ParameterValue(LaunchConfiguration("device"), value_type=str),
                                       "path": ParameterValue(LaunchConfiguration("path"), value_type=str)}],
             remappings=[*image_remap, ("image_mono", detect_input)], condition=on_host_composed, output="screen",
-            **RESPAWN,
+            **RESPAWN, additional_env=dds_settings(process="pipeline"),
         ),
         Node(
             # The camera detects and classifies; this node publishes its results as emotions/emotion.
@@ -130,15 +131,17 @@ def generate_launch_description() -> LaunchDescription:
             parameters=[params_file, {"port": LaunchConfiguration("port")}],
             remappings=[("openmv/emotions", "emotions"), ("openmv/emotion", "emotion"),
                         ("openmv/emotions/summary", "emotions/summary")],
-            condition=on_camera, output="screen", **RESPAWN,
+            condition=on_camera, output="screen", **RESPAWN, additional_env=dds_settings(process="openmv"),
         ),
         Node(
             package="moodstream_bridge", executable="bridge_node", name="bridge", namespace=namespace,
             parameters=[params_file], condition=IfCondition(LaunchConfiguration("bridge")), output="screen", **RESPAWN,
+            additional_env=dds_settings(process="bridge"),
         ),
         Node(
             package="moodstream_bridge", executable="console_node", name="console", namespace=namespace,
             parameters=[params_file], condition=IfCondition(LaunchConfiguration("console")), output="screen", **RESPAWN,
+            additional_env=dds_settings(process="console"),
         ),
         OpaqueFunction(function=rviz, kwargs={"config": str(share / "config" / "moodstream.rviz")},
                        condition=IfCondition(LaunchConfiguration("rviz"))),

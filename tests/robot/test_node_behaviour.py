@@ -7,12 +7,14 @@ import os
 import re
 import signal
 import time
+from pathlib import Path
 
 import pytest
 from helpers import Collector
 from test_pipeline_launch import wait_for_emotion
 from workspace import Launch, params_file
 
+from moodstream_common.environment import PROFILE_VARIABLES
 from moodstream_common.ros import RESULT_QOS
 from moodstream_interfaces.msg import Emotion
 
@@ -133,6 +135,31 @@ def test_a_stalled_camera_turns_the_stages_to_warn_and_back(workspace):
         mark = len(outside.messages["/diagnostics"])
         assert outside.spin_until(lambda: all(stage_levels(outside, mark).get(s, (9,))[0] == DiagnosticStatus.OK
                                               for s in watched), 15), stage_levels(outside, mark)
+    finally:
+        outside.close()
+        launch.stop()
+
+
+def shm_segment_of(pid: int) -> int:
+    """The shared-memory segment size of the Fast DDS profile process ``pid`` was started with."""
+    environ = dict(item.split("=", 1) for item in Path(f"/proc/{pid}/environ").read_text().split("\0") if "=" in item)
+    profiles = [environ[name] for name in PROFILE_VARIABLES if name in environ]
+    assert len(profiles) == 1, profiles
+    return int(re.search(r"<segment_size>(\d+)</segment_size>", Path(profiles[0]).read_text())[1])
+
+
+def test_each_process_gets_the_dds_profile_for_what_it_publishes(workspace):
+    launch = Launch(workspace, "composed:=false", "console:=true")  # and the bridge, as by default
+    outside = Collector("profile_watcher")
+    try:
+        outside.subscribe(Emotion, "/emotion", RESULT_QOS)
+        # Frames cross from capture's 32 MB segment to detect, which has a 2 MB one of its own.
+        assert wait_for_emotion(outside, "/emotion", 90), launch.output()[-4000:]
+        segments = {exe: shm_segment_of(pid_of(launch, exe))
+                    for exe in ("capture_node", "detect_node", "classify_node", "bridge_node", "console_node")}
+        mib = 1 << 20
+        assert segments == {"capture_node": 32 * mib, "classify_node": 32 * mib,  # they publish images
+                            "detect_node": 2 * mib, "bridge_node": 2 * mib, "console_node": 2 * mib}, segments
     finally:
         outside.close()
         launch.stop()

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from moodstream_common.environment import PROFILE_VARIABLES
+
 ROOT = Path(__file__).resolve().parents[2]
 VENV = Path(sys.prefix)
 VENV_BIN = Path(sys.executable).parent
@@ -43,8 +45,11 @@ class Workspace:
     def __init__(self, base: Path) -> None:
         self.base = base
         self.install = base / "install"
-        env = {**os.environ, "AMENT_PREFIX_PATH": str(VENV), "CMAKE_PREFIX_PATH": str(VENV),
-               "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+        # As on a robot where nobody chose a Fast DDS profile: the launch file picks each process's
+        # (the tests' own processes have one from conftest).
+        env = {name: value for name, value in os.environ.items() if name not in PROFILE_VARIABLES}
+        env.update({"AMENT_PREFIX_PATH": str(VENV), "CMAKE_PREFIX_PATH": str(VENV),
+                    "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}"})
         log = base / "colcon-build.log"
         with log.open("w") as out:
             rc = subprocess.call(

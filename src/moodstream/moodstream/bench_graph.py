@@ -170,9 +170,10 @@ def graph(faces: int, fps: float, seconds: float, overrides: dict, log_dir: Path
     from rclpy.context import Context
     from rclpy.executors import SingleThreadedExecutor
 
-    from moodstream_common.environment import choose_dds_profile, prepare_environment
+    from moodstream_common.environment import choose_dds_profile, dds_settings, prepare_environment
 
     prepare_environment()
+    user_env = dict(os.environ)  # each process gets its own profile, as the launch file gives it
     choose_dds_profile()
     params = {node: dict(values) for node, values in overrides.items()}
     params.setdefault("capture", {}).update({"source": "synthetic", "fps": fps, "synthetic_faces": faces})
@@ -188,7 +189,8 @@ def graph(faces: int, fps: float, seconds: float, overrides: dict, log_dir: Path
         for name, command in commands.items():
             with (log_dir / f"{name}.log").open("w") as log:
                 procs[name] = subprocess.Popen([*command, "--ros-args", "--params-file", str(params_file)],
-                                               stdout=log, stderr=subprocess.STDOUT)
+                                               stdout=log, stderr=subprocess.STDOUT,
+                                               env={**user_env, **dds_settings(user_env, process=name)})
         rclpy.init(context=context)
         executor = SingleThreadedExecutor(context=context)
         probe = Probe(context, executor)

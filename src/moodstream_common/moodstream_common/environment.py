@@ -24,13 +24,22 @@ def prepare_environment() -> None:
         os.environ["AMENT_PREFIX_PATH"] = os.pathsep.join([sys.prefix, *prefixes])
 
 
-def dds_profile() -> Path | None:
-    """MoodStream's Fast DDS profile (a 32 MB shared-memory segment: with Fast DDS's default one,
-    most 640x480 frames between processes are lost), as installed by moodstream_common."""
+#: The processes that publish images: capture, classify (``emotion/image``), and any process
+#: holding either (``pipeline_node``, the runner). The others publish only results and get the
+#: profile with a small shared-memory segment.
+IMAGE_PUBLISHERS = frozenset({"capture", "classify", "pipeline", "runner"})
+
+
+def dds_profile(process: str = "pipeline") -> Path | None:
+    """MoodStream's Fast DDS profile for ``process``, as installed by moodstream_common: for a
+    process that publishes images, a 32 MB shared-memory segment (with Fast DDS's default one,
+    most 640x480 frames between processes are lost); for the others a 2 MB one, since a process's
+    own segment is resident in full from its start."""
+    name = "fastdds.xml" if process in IMAGE_PUBLISHERS else "fastdds_results.xml"
     try:
         from ament_index_python.packages import get_package_share_directory
 
-        profile = Path(get_package_share_directory("moodstream_common")) / "config" / "fastdds.xml"
+        profile = Path(get_package_share_directory("moodstream_common")) / "config" / name
     except (ImportError, LookupError, OSError):
         return None
     return profile if profile.is_file() else None
@@ -41,16 +50,17 @@ def profile_variable(ros_distro: str | None) -> str:
     return PROFILE_VARIABLES[1] if ros_distro in ("humble", "iron", "jazzy") else PROFILE_VARIABLES[0]
 
 
-def dds_settings(env: Mapping[str, str] = os.environ) -> dict[str, str]:
-    """The variables to set for MoodStream's Fast DDS profile: none if the user set either name."""
-    profile = dds_profile()
+def dds_settings(env: Mapping[str, str] = os.environ, process: str = "pipeline") -> dict[str, str]:
+    """The variables to set for ``process``'s Fast DDS profile (:func:`dds_profile`): none if the
+    user set either name."""
+    profile = dds_profile(process)
     if profile is None or any(env.get(name) for name in PROFILE_VARIABLES):
         return {}
     return {profile_variable(env.get("ROS_DISTRO")): str(profile)}
 
 
-def choose_dds_profile(env: MutableMapping[str, str] = os.environ) -> dict[str, str]:
+def choose_dds_profile(env: MutableMapping[str, str] = os.environ, process: str = "pipeline") -> dict[str, str]:
     """Apply :func:`dds_settings` to ``env``; returns what was set."""
-    settings = dds_settings(env)
+    settings = dds_settings(env, process)
     env.update(settings)
     return settings

@@ -1,0 +1,36 @@
+"""Which Fast DDS profile each process gets, and that a user's own choice wins."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+from moodstream_common.environment import PROFILE_VARIABLES, dds_profile, dds_settings, prepare_environment
+
+
+@pytest.fixture(autouse=True)
+def ament_index():
+    prepare_environment()  # the venv's share/ is the ament index, as a sourced workspace's is
+
+
+def segment_size(profile: Path) -> int:
+    return int(re.search(r"<segment_size>(\d+)</segment_size>", profile.read_text())[1])
+
+
+@pytest.mark.skipif(sys.prefix == sys.base_prefix, reason="needs moodstream_common installed in a venv")
+@pytest.mark.parametrize(("process", "mib"), [("capture", 32), ("classify", 32), ("pipeline", 32), ("runner", 32),
+                                               ("detect", 2), ("bridge", 2), ("console", 2), ("openmv", 2)])
+def test_a_process_that_publishes_images_gets_the_large_segment_the_others_a_small_one(process, mib):
+    profile = dds_profile(process)
+    assert profile is not None and segment_size(profile) == mib << 20
+    assert dds_settings({"ROS_DISTRO": "kilted"}, process) == {"FASTDDS_DEFAULT_PROFILES_FILE": str(profile)}
+    assert dds_settings({"ROS_DISTRO": "humble"}, process) == {"FASTRTPS_DEFAULT_PROFILES_FILE": str(profile)}
+
+
+@pytest.mark.parametrize("variable", PROFILE_VARIABLES)
+def test_a_profile_the_user_chose_wins_for_every_process(variable):
+    for process in ("capture", "detect"):
+        assert dds_settings({variable: "/etc/my_fastdds.xml"}, process) == {}

@@ -28,10 +28,14 @@ def test_pipeline_in_one_process(face_clip):
     try:
         summary = pipeline.run(duration=30)
         annotated = pipeline.observer.best_image  # emotion/image, drawn because someone subscribed
+        # The console and the counters take the results in-process: nothing goes through DDS.
+        in_process = {pub.topic: (pub.bus.subscribers(pub.topic), pub.dds.get_subscription_count())
+                      for pub in (pipeline.classify.emotion_pub, pipeline.classify.emotions_pub)}
     finally:
         pipeline.close()
+    assert in_process == {"/emotion": (2, 0), "/emotions": (1, 0)}, in_process
     assert annotated is not None and annotated.shape == (480, 640, 3)
-    assert summary.frames >= 85  # 90 frames in the clip; the first may precede discovery
+    assert summary.frames == 90  # every frame of the clip, none lost to discovery
     assert summary.frames_with_faces >= 0.9 * summary.frames
     assert summary.track_ids == {1}
     assert summary.primary_labels.most_common(1)[0][0] == "happy"

@@ -108,11 +108,14 @@ def naive_in_child(faces: int, fps: float | None, seconds: float, model_path: st
 
 # -- probes: emotion latency in a separate node ----------------------------------------------------
 class Probe:
-    """Subscribes to ``emotion`` in ``context`` and records stamp-to-arrival latencies."""
+    """Subscribes to ``emotion`` in ``context`` and records stamp-to-arrival latencies: through DDS
+    from the launched graph, in-process from the runner (as the runner's own console and counters
+    take them)."""
 
     def __init__(self, context, executor=None) -> None:
         from rclpy.node import Node
 
+        from moodstream_common import local_bus
         from moodstream_common.ros import record_qos
         from moodstream_interfaces.msg import Emotion
 
@@ -121,7 +124,7 @@ class Probe:
         self.latencies: list[float] = []
         self.frames = 0
         self.faces = 0
-        self.node.create_subscription(Emotion, "emotion", self._on_emotion, record_qos(100))
+        self.subscription = local_bus.subscribe(self.node, Emotion, "emotion", self._on_emotion, record_qos(100))
         if executor is not None:
             executor.add_node(self.node)
 

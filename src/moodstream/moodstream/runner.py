@@ -24,10 +24,11 @@ from moodstream_bridge.bridge_node import BridgeNode
 from moodstream_bridge.console_node import ConsoleNode
 from moodstream_capture.node import CaptureNode
 from moodstream_classify.node import ClassifyNode
+from moodstream_common import local_bus
 from moodstream_common.environment import prepare_environment
 from moodstream_common.image_conv import image_to_numpy
 from moodstream_common.lifecycle import StageNode
-from moodstream_common.local_bus import share_stage_topics
+from moodstream_common.local_bus import RESULT_TOPICS, LocalBus, share_stage_topics
 from moodstream_common.ros import IMAGE_QOS, RESULT_QOS, StageExecutor, align_timers, record_qos
 from moodstream_detect.node import DetectNode
 from moodstream_interfaces.msg import Emotion, EmotionArray, EmotionSummary
@@ -61,12 +62,20 @@ class Observer(Node):
         self._faces_by_stamp: dict[tuple[int, int], int] = {}
         self._best_faces = 0
         self._on_image = on_image
-        # Every frame counts in the summary: the same deep queue as the bridge's.
-        self.create_subscription(EmotionArray, "emotions", self._on_emotions, record_qos(100))
-        self.create_subscription(Emotion, "emotion", self._on_emotion, RESULT_QOS)
-        self.create_subscription(EmotionSummary, "emotions/summary", self._on_summary, record_qos(100))
+        # Every frame counts in the summary: in-process from the stage that publishes the results
+        # (Pipeline shares their topics), else through DDS with the same deep queue as the bridge's.
+        self._result_subscriptions = [
+            local_bus.subscribe(self, EmotionArray, "emotions", self._on_emotions, record_qos(100)),
+            local_bus.subscribe(self, Emotion, "emotion", self._on_emotion, RESULT_QOS),
+            local_bus.subscribe(self, EmotionSummary, "emotions/summary", self._on_summary, record_qos(100)),
+        ]
         if want_images:
             self.create_subscription(Image, "emotion/image", self._on_annotated, IMAGE_QOS)
+
+    def destroy_node(self) -> None:
+        for subscription in self._result_subscriptions:
+            local_bus.unsubscribe(self, subscription)
+        super().destroy_node()
 
     def _on_emotions(self, msg: EmotionArray) -> None:
         s = self.summary
@@ -134,6 +143,11 @@ class Pipeline:
                     self.capture = self._add(CaptureNode(parameter_overrides=params("capture"), **common))
                 self.detect = self._add(DetectNode(parameter_overrides=params("detect"), **common, **remap))
                 self.classify = self._add(ClassifyNode(parameter_overrides=params("classify"), **common, **remap))
+            # The results go to the console and the observer in-process, never waking the executor
+            # (each wake-up rebuilds its wait set from every node's entities, 1.5 ms of a frame);
+            # the bridge, like any outside subscriber, still gets them through DDS.
+            producer, prefix = (self.openmv, "openmv/") if openmv else (self.classify, "")
+            LocalBus.of(self.context).share(producer.resolve_topic_name(prefix + topic) for topic in RESULT_TOPICS)
             self.console = self._add(ConsoleNode(sink=console_sink, parameter_overrides=params("console"), **common))
             self.bridge = self._add(BridgeNode(parameter_overrides=params("bridge"), **common)) if bridge else None
             self.observer = self._add(Observer(want_images, on_image, **common))

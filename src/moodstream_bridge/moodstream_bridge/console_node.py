@@ -8,6 +8,7 @@ from collections.abc import Callable
 from diagnostic_msgs.msg import DiagnosticStatus
 from rclpy.node import Node
 
+from moodstream_common import local_bus
 from moodstream_common.parameters import HEALTH_SPECS, defaults
 from moodstream_common.ros import (
     RESULT_QOS,
@@ -36,11 +37,17 @@ class ConsoleNode(Node):
         self.stats = StageStats()
         self.lines = 0
         self._sink = sink or self.get_logger().info
-        self.subscription = self.create_subscription(Emotion, "emotion", self.on_emotion, RESULT_QOS)
-        self.summary_subscription = self.create_subscription(EmotionSummary, "emotions/summary", self.on_summary,
-                                                             RESULT_QOS)
+        # In-process where the runner composes it with classify (local_bus), else through DDS.
+        self.subscription = local_bus.subscribe(self, Emotion, "emotion", self.on_emotion, RESULT_QOS)
+        self.summary_subscription = local_bus.subscribe(self, EmotionSummary, "emotions/summary", self.on_summary,
+                                                        RESULT_QOS)
         self.diagnostics = DiagnosticsPublisher(self)
         self.diagnostics.add(self._diagnostic)
+
+    def destroy_node(self) -> None:
+        for subscription in (self.subscription, self.summary_subscription):
+            local_bus.unsubscribe(self, subscription)
+        super().destroy_node()
 
     def _on_parameters(self, names: set[str]) -> None:
         self.health = health_config(self.params)

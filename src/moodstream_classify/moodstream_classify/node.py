@@ -93,12 +93,13 @@ class ClassifyNode(StageNode):
         if self.aggregate_only:  # no per-person topic exists at all
             self.aggregator = Aggregator(self.model.labels, p["policy.aggregate_window_s"],
                                          p["policy.aggregate_min_people"])
-            self.summary_pub = self.create_publisher(EmotionSummary, "emotions/summary", RESULT_QOS)
+            self.summary_pub = self.create_stage_publisher(EmotionSummary, "emotions/summary", RESULT_QOS)
             self.get_logger().info(f"aggregate only: emotions/summary every {p['policy.aggregate_window_s']:g} s, "
                                    f"shares when {p['policy.aggregate_min_people']} or more people were in view")
         else:
-            self.emotions_pub = self.create_publisher(EmotionArray, "emotions", RESULT_QOS)
-            self.emotion_pub = self.create_publisher(Emotion, "emotion", RESULT_QOS)
+            # Stage publishers: in-process to the runner's console and counters (local_bus).
+            self.emotions_pub = self.create_stage_publisher(EmotionArray, "emotions", RESULT_QOS)
+            self.emotion_pub = self.create_stage_publisher(Emotion, "emotion", RESULT_QOS)
             self.image_pub = self.create_publisher(Image, "emotion/image", IMAGE_QOS)
         self.get_logger().info(f"model {self.model.path} ({self.model_id}) on runtime {self.model.runtime}, "
                                f"labels {', '.join(self.model.labels)}")
@@ -123,9 +124,11 @@ class ClassifyNode(StageNode):
         self._publish_summary(self.aggregator.flush() if self.aggregator is not None else None)
 
     def teardown(self) -> None:
-        for pub in (self.emotions_pub, self.emotion_pub, self.image_pub, self.summary_pub):
+        for pub in (self.emotions_pub, self.emotion_pub, self.summary_pub):
             if pub is not None:
-                self.destroy_publisher(pub)
+                pub.destroy()
+        if self.image_pub is not None:
+            self.destroy_publisher(self.image_pub)
         self.emotions_pub = self.emotion_pub = self.image_pub = self.summary_pub = None
         self.model = self.estimator = self.aggregator = None
 

@@ -23,9 +23,10 @@ from typing import Any
 from diagnostic_msgs.msg import DiagnosticStatus
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 
+from . import local_bus
 from .audit import AuditLog
 from .frame_clock import FrameClock
-from .local_bus import LocalBus, LocalSubscription, StagePublisher
+from .local_bus import LocalBus, StagePublisher
 from .parameters import Spec
 from .policy import POLICY_SPECS, PolicyError, aggregate_only, check
 from .ros import DiagnosticsPublisher, ParameterError, declare_parameters, diagnostic_status
@@ -181,17 +182,10 @@ class StageNode(LifecycleNode):
 
     def create_stage_subscription(self, msg_type, topic: str, callback, qos):
         """A DDS subscription, or the in-process one when this process shares the topic."""
-        bus = LocalBus.of(self.context)
-        resolved = self.resolve_topic_name(topic)
-        if bus.is_local(resolved):
-            return bus.subscribe(resolved, callback)
-        return self.create_subscription(msg_type, topic, callback, qos)
+        return local_bus.subscribe(self, msg_type, topic, callback, qos)
 
     def destroy_stage_subscription(self, subscription) -> None:
-        if isinstance(subscription, LocalSubscription):
-            subscription.bus.unsubscribe(subscription)
-        else:
-            self.destroy_subscription(subscription)
+        local_bus.unsubscribe(self, subscription)
 
     # -- the state machine -------------------------------------------------------------------------
     @property

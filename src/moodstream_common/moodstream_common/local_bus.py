@@ -101,6 +101,28 @@ class StagePublisher:
         self.node.destroy_publisher(self.dds)
 
 
+#: The results a classify (or OpenMV host) stage publishes with stage publishers, which a process
+#: composing their consumers (the runner's console and counters) may share.
+RESULT_TOPICS = ("emotion", "emotions", "emotions/summary")
+
+
+def subscribe(node, msg_type, topic: str, callback, qos):
+    """A subscription of ``node`` to ``topic``: in-process when its process shares the topic, else
+    through DDS (the handle to pass to :func:`unsubscribe`)."""
+    bus = LocalBus.of(node.context)
+    resolved = node.resolve_topic_name(topic)
+    if bus.is_local(resolved):
+        return bus.subscribe(resolved, callback)
+    return node.create_subscription(msg_type, topic, callback, qos)
+
+
+def unsubscribe(node, subscription) -> None:
+    if isinstance(subscription, LocalSubscription):
+        subscription.bus.unsubscribe(subscription)
+    else:
+        node.destroy_subscription(subscription)
+
+
 def share_stage_topics(nodes) -> list[str]:
     """Mark as local each stage-to-stage topic that one of ``nodes`` publishes and another reads
     (capture's ``image_mono`` to detect, detect's ``faces`` to classify), when both resolve it to

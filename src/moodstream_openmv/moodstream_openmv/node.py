@@ -107,10 +107,11 @@ class OpenMVNode(StageNode):
         qos = record_qos(p["queue_depth"])
         if self.aggregate_only:
             self.aggregator = Aggregator(LABELS, p["policy.aggregate_window_s"], p["policy.aggregate_min_people"])
-            self.summary_pub = self.create_publisher(EmotionSummary, "openmv/emotions/summary", qos)
+            self.summary_pub = self.create_stage_publisher(EmotionSummary, "openmv/emotions/summary", qos)
         else:
-            self.emotions_pub = self.create_publisher(EmotionArray, "openmv/emotions", qos)
-            self.emotion_pub = self.create_publisher(Emotion, "openmv/emotion", qos)
+            # Stage publishers: in-process to the runner's console and counters (local_bus).
+            self.emotions_pub = self.create_stage_publisher(EmotionArray, "openmv/emotions", qos)
+            self.emotion_pub = self.create_stage_publisher(Emotion, "openmv/emotion", qos)
 
     def _on_consent(self, granted: bool) -> None:
         if not granted:  # stop reading, forget every track and what waited to be published
@@ -144,7 +145,7 @@ class OpenMVNode(StageNode):
     def teardown(self) -> None:
         for pub in (self.emotions_pub, self.emotion_pub, self.summary_pub):
             if pub is not None:
-                self.destroy_publisher(pub)
+                pub.destroy()
         self.emotions_pub = self.emotion_pub = self.summary_pub = self.aggregator = None
 
     def _publish_summary(self, summary) -> None:

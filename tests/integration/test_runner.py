@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -70,6 +72,24 @@ def test_run_command_prints_changes_and_a_summary(face_clip):
     assert out.returncode == 0, out.stderr
     assert "face #1: happy" in out.stdout
     assert "frames" in out.stdout.splitlines()[-1]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_stop_signal_ends_the_run_with_its_summary(sig):
+    proc = subprocess.Popen([MOODSTREAM, "run", "--source", "synthetic"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        for line in proc.stdout:  # the first change of emotion: frames are running
+            if "face #1:" in line:
+                break
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    summary = re.fullmatch(r"(\d+) frames, (\d+) faces, 1 tracks, ([\d.]+) frames/s", out.splitlines()[-1])
+    assert summary and int(summary[1]) > 0 and float(summary[3]) > 0, out
+    assert "Traceback" not in err, err
 
 
 def test_demo_writes_an_annotated_png(tmp_path):

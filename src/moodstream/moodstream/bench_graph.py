@@ -165,19 +165,18 @@ def runner(faces: int, fps: float, seconds: float, overrides: dict) -> dict:
 
 
 # -- the launched graph ----------------------------------------------------------------------------
-def graph(faces: int, fps: float, seconds: float, overrides: dict, log_dir: Path, composed: bool = True) -> dict:
+def graph(faces: int, fps: float, seconds: float, overrides: dict, log_dir: Path, user_env: dict,
+          composed: bool = True) -> dict:
     """capture, detect and classify as ``pipeline.launch.py`` starts them: in one ``pipeline_node``
-    process (``composed:=true``, the default), or one process each (``composed:=false``)."""
+    process (``composed:=true``, the default), or one process each (``composed:=false``), each
+    with the Fast DDS profile the launch file gives it in ``user_env`` (the environment before
+    this command chose its own)."""
     import rclpy
     import yaml
     from rclpy.context import Context
     from rclpy.executors import SingleThreadedExecutor
 
-    from moodstream_common.environment import choose_dds_profile, dds_settings, prepare_environment
-
-    prepare_environment()
-    user_env = dict(os.environ)  # each process gets its own profile, as the launch file gives it
-    choose_dds_profile()
+    from moodstream_common.environment import dds_settings
     params = {node: dict(values) for node, values in overrides.items()}
     params.setdefault("capture", {}).update({"source": "synthetic", "fps": fps, "synthetic_faces": faces})
     bin_dir = Path(sys.executable).parent
@@ -246,9 +245,13 @@ def row(name: str, r: dict) -> str:
 
 def cmd_bench_graph(args: argparse.Namespace) -> int:
     from moodstream_classify.model import default_model_path
+    from moodstream_common.environment import choose_dds_profile, prepare_environment, user_environment
 
     from .params import merge, parse_assignments
 
+    prepare_environment()
+    choose_dds_profile(process="runner")  # as `moodstream run` does, for the runner's runs and the probe
+    user_env = user_environment()
     model_path = str(Path(args.model) if args.model else default_model_path())
     overrides = merge({"classify": {"model_path": model_path}}, parse_assignments(args.param))
     results: dict = {"machine": os.uname().machine, "cpus": os.cpu_count(), "fps": args.fps,
@@ -264,15 +267,15 @@ def cmd_bench_graph(args: argparse.Namespace) -> int:
             f"naive loop @{args.fps:g}": lambda f=faces: naive_in_child(f, args.fps, args.seconds, model_path),
             f"runner @{args.fps:g}": lambda f=faces: runner(f, args.fps, args.seconds, overrides),
             f"launched graph @{args.fps:g}": lambda f=faces: graph(f, args.fps, args.seconds, overrides,
-                                                                 log_dir / f"{f}face"),
+                                                                 log_dir / f"{f}face", user_env),
             f"graph, process per stage @{args.fps:g}": lambda f=faces: graph(
-                f, args.fps, args.seconds, overrides, log_dir / f"{f}face-split", composed=False),
+                f, args.fps, args.seconds, overrides, log_dir / f"{f}face-split", user_env, composed=False),
             "naive loop, flat out": lambda f=faces: naive_in_child(f, None, args.seconds, model_path),
             "runner, flat out": lambda f=faces: runner(f, 240.0, args.seconds, overrides),
             "launched graph, flat out": lambda f=faces: graph(f, 240.0, args.seconds, overrides,
-                                                            log_dir / f"{f}face-max"),
+                                                            log_dir / f"{f}face-max", user_env),
             "graph, process per stage, flat out": lambda f=faces: graph(
-                f, 240.0, args.seconds, overrides, log_dir / f"{f}face-split-max", composed=False),
+                f, 240.0, args.seconds, overrides, log_dir / f"{f}face-split-max", user_env, composed=False),
         }
         for name, run in runs.items():
             if args.only and not any(word in name for word in args.only):

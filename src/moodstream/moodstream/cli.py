@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import signal
 import sys
 from pathlib import Path
 
@@ -146,6 +147,16 @@ def cmd_run(args: argparse.Namespace) -> int:
                     f"instead of opencv-python-headless): {err}"
                 ) from None
 
+    def on_stop_signal(signum, frame) -> None:
+        # While frames run, Ctrl-C or SIGTERM ends the run loop at its next turn, so the summary
+        # counts every frame; a KeyboardInterrupt could land anywhere (in rclpy, mid-callback).
+        # Before (loading the model, the consent prompt), it cuts that short.
+        if not stop.get("running"):
+            raise KeyboardInterrupt
+        stop["requested"] = True
+
+    for sig in (signal.SIGINT, signal.SIGTERM):  # before rclpy.init, so rclpy's own handler chains to it
+        signal.signal(sig, on_stop_signal)
     # The bridge always runs: it relays to --mqtt / --influx, and records the history with --history.
     pipeline = Pipeline(overrides, image_topic=topic, openmv=args.source[0] == "openmv", bridge=True,
                         namespace=args.namespace, console_sink=print, want_images=args.display, on_image=display,
@@ -159,10 +170,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         if not host.granted:
             print(f"waiting for consent, the camera closed: ros2 service call {host.service.srv_name} "
                   "std_srvs/srv/SetBool \"{data: true}\"", flush=True)
+    stop["running"] = True
     try:
         summary = pipeline.run(args.duration, should_stop=lambda: stop["requested"])
-    except KeyboardInterrupt:
-        summary = pipeline.observer.summary
     finally:
         pipeline.close()
     producer = pipeline.openmv or pipeline.classify

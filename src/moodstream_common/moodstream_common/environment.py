@@ -59,8 +59,20 @@ def dds_settings(env: Mapping[str, str] = os.environ, process: str = "pipeline")
     return {profile_variable(env.get("ROS_DISTRO")): str(profile)}
 
 
+#: What :func:`choose_dds_profile` set in this process's environment (so not the user's choice).
+_CHOSEN: dict[str, str] = {}
+
+
 def choose_dds_profile(env: MutableMapping[str, str] = os.environ, process: str = "pipeline") -> dict[str, str]:
     """Apply :func:`dds_settings` to ``env``; returns what was set."""
     settings = dds_settings(env, process)
     env.update(settings)
+    if env is os.environ:
+        _CHOSEN.update(settings)
     return settings
+
+
+def user_environment() -> dict[str, str]:
+    """This process's environment without the profile :func:`choose_dds_profile` chose for it: what
+    a child process of another kind starts from (it then gets its own :func:`dds_settings`)."""
+    return {name: value for name, value in os.environ.items() if _CHOSEN.get(name) != value}

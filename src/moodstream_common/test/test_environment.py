@@ -34,3 +34,18 @@ def test_a_process_that_publishes_images_gets_the_large_segment_the_others_a_sma
 def test_a_profile_the_user_chose_wins_for_every_process(variable):
     for process in ("capture", "detect"):
         assert dds_settings({variable: "/etc/my_fastdds.xml"}, process) == {}
+
+
+def test_a_child_of_another_kind_starts_from_the_users_environment_not_the_profile_chosen_here(monkeypatch):
+    from moodstream_common import environment
+
+    for name in PROFILE_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(environment, "_CHOSEN", {})
+    chosen = environment.choose_dds_profile(process="runner")
+    assert chosen and all(name not in environment.user_environment() for name in chosen)
+    assert dds_settings(environment.user_environment(), "detect") == {
+        name: str(dds_profile("detect")) for name in chosen}
+    # A profile the user set is theirs: kept for every child.
+    monkeypatch.setenv("FASTDDS_DEFAULT_PROFILES_FILE", "/etc/my_fastdds.xml")
+    assert environment.user_environment()["FASTDDS_DEFAULT_PROFILES_FILE"] == "/etc/my_fastdds.xml"

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from diagnostic_msgs.msg import DiagnosticArray
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from helpers import Collector, NodeProcess
 from std_msgs.msg import Bool
 from std_srvs.srv import SetBool
@@ -62,6 +62,14 @@ def test_nothing_is_processed_until_consent_and_revoking_stops_and_forgets(tmp_p
             return bool(capture) and "camera is closed" in capture[-1].message
 
         assert collector.spin_until(camera_closed, timeout=15), nodes[0].output()
+
+        def stages_wait() -> bool:  # OK, not a fault: waiting is what the policy asks for
+            latest = [statuses(collector, stage)[-1:] for stage in ("detect", "classify")]
+            return all(s and (s[0].level, s[0].message, values(s[0]).get("consent")) ==
+                       (DiagnosticStatus.OK, "waiting for consent", "False") for s in latest)
+
+        assert collector.spin_until(stages_wait, timeout=15), [statuses(collector, s)[-1:]
+                                                               for s in ("detect", "classify")]
         collector.spin_until(lambda: False, timeout=3)
         assert collector.messages["/emotions"] == []  # the graph is up, and nothing is processed
         assert "capturing from" not in nodes[0].output()

@@ -255,10 +255,8 @@ class ClassifyNode(StageNode):
         values["model_path"] = str(self.model.path)
         if self.aggregator is not None:
             values["output"] = "aggregate only (emotions/summary)"
-        if self.consent is not None:
-            values["consent"] = self.consent.granted
-            if not self.consent.granted:
-                return "ok", "waiting for consent", values
+        if (waiting := self.consent_status(values)) is not None:
+            return waiting
         level, why = self.stats.health(self.health, "classify", "faces")
         return level, why or "classifying", values
 

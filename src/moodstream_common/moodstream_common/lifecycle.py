@@ -153,6 +153,16 @@ class StageNode(LifecycleNode):
             for flag in self.watcher.check_output(publishers):
                 self.get_logger().error(flag.message, throttle_duration_sec=30.0)
 
+    def consent_status(self, values: dict, waiting: str = "waiting for consent") -> tuple[str, str, dict] | None:
+        """Under ``policy.require_consent`` (a ``consent`` attribute that is not None): records the
+        consent in ``values``, and while it is withheld returns the stage's diagnostic (OK: waiting
+        is not a fault). None otherwise."""
+        consent = getattr(self, "consent", None)
+        if consent is None:
+            return None
+        values["consent"] = consent.granted
+        return None if consent.granted else ("ok", waiting, values)
+
     def start_ticking(self, rate_hz: float, tick: Callable[[], None]) -> FrameClock | TimerTicker:
         """``tick`` ``rate_hz`` times a second, stopped with ``.stop()``, re-paced with
         ``.set_rate()``: on a thread of its own (:mod:`.frame_clock`) when this process's executor

@@ -182,10 +182,8 @@ class DetectNode(StageNode):
     def status(self) -> tuple[str, str, dict]:
         values = self.stats.summary()
         values["detector"] = self.detector.name if self.detector else self.params["detector"]
-        if self.consent is not None:
-            values["consent"] = self.consent.granted
-            if not self.consent.granted:
-                return "ok", "waiting for consent", values
+        if (waiting := self.consent_status(values)) is not None:
+            return waiting
         level, why = self.stats.health(self.health, "detect", "images")
         return level, why or "detecting", values
 

@@ -266,10 +266,8 @@ class OpenMVNode(StageNode):
                   "backlog_dropped": self.backlog_dropped}
         if self.aggregator is not None:
             values["output"] = "aggregate only (openmv/emotions/summary)"
-        if self.consent is not None:
-            values["consent"] = self.consent.granted
-            if not self.consent.granted:
-                return "ok", "waiting for consent: the serial port is closed", values
+        if (waiting := self.consent_status(values, "waiting for consent: the serial port is closed")) is not None:
+            return waiting
         if self.link_error:
             return "error", self.link_error, values
         if self.camera_error:

@@ -7,8 +7,10 @@ from __future__ import annotations
 import threading
 import time
 
+import numpy as np
 import pytest
 import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.lifecycle import TransitionCallbackReturn
@@ -85,6 +87,83 @@ def test_capture_frames_come_from_its_clock_beside_a_stage_executor(context):
         spin_until(executor, lambda: False, timeout=0.5)
         assert len(frames) == count, "frames after deactivation"
     finally:
+        with executor.lock:
+            capture.destroy_node()
+        viewer.destroy_node()
+        executor.shutdown()
+
+
+class StalledCamera:
+    """A camera whose read blocks until the test lets it go: a USB camera that stalls (V4L2 gives
+    up after 10 s) or delivers fewer frames than asked for. The FrameSource protocol."""
+
+    description = "stalled camera"
+
+    def __init__(self) -> None:
+        self.reading, self.go_on, self.closed = threading.Event(), threading.Event(), False
+
+    def open(self) -> None:
+        self.closed = False
+
+    def read(self):
+        self.reading.set()
+        self.go_on.wait(30)
+        self.reading.clear()
+        return np.zeros((48, 64, 3), np.uint8)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_a_stalled_camera_holds_up_no_other_callback(context):
+    executor = StageExecutor(context=context)
+    capture = CaptureNode(context=context, parameter_overrides=[Parameter("fps", value=30.0)])
+    viewer = Node("viewer", context=context)
+    frames: list[Image] = []
+    diagnostics: list[DiagnosticArray] = []
+    viewer.create_subscription(Image, "image_raw", frames.append, IMAGE_QOS)
+    viewer.create_subscription(DiagnosticArray, "/diagnostics", diagnostics.append, 10)
+    camera = StalledCamera()
+    try:
+        with executor.lock:
+            capture.trigger_configure()
+            capture._source = camera  # in place of the synthetic source it was configured with
+            capture.trigger_activate()
+        executor.add_node(capture)
+        executor.add_node(viewer)
+        assert camera.reading.wait(10)
+        # The read blocks outside the stage lock: the executor's callbacks go on meanwhile.
+        assert executor.lock.acquire(timeout=5), "the stage lock is held while the camera reads"
+        executor.lock.release()
+        seen = len(diagnostics)
+        assert spin_until(executor, lambda: len(diagnostics) > seen, timeout=5), "no diagnostics during the stall"
+        assert camera.reading.is_set() and not frames
+
+        camera.go_on.set()  # the camera comes back
+        assert spin_until(executor, lambda: len(frames) >= 3)
+        camera.go_on.clear()
+        assert camera.reading.wait(10)
+
+        # Deactivated while a read is under way: the camera closes once the read returns, and
+        # what that read gave is not published.
+        done = threading.Event()
+
+        def deactivate() -> None:
+            with executor.lock:
+                capture.trigger_deactivate()
+            done.set()
+
+        stopper = threading.Thread(target=deactivate)
+        stopper.start()
+        assert not done.wait(0.3) and not camera.closed  # waits for the read
+        count = len(frames)
+        camera.go_on.set()
+        stopper.join(10)
+        assert done.is_set() and camera.closed and capture.state == "inactive"
+        spin_until(executor, lambda: False, timeout=0.5)
+        assert len(frames) == count, "a frame read before deactivation was published after it"
+    finally:
+        camera.go_on.set()
         with executor.lock:
             capture.destroy_node()
         viewer.destroy_node()

@@ -5,8 +5,11 @@ millisecond to serialise whether or not anyone listens."""
 
 from __future__ import annotations
 
+import threading
 import time
 
+import numpy as np
+from rclpy.time import Time
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
@@ -65,6 +68,9 @@ class CaptureNode(StageNode):
         self._retry_at = 0.0
         self._source: FrameSource | None = None
         self._opened = False
+        # Held while the source opens, reads or closes: reads run outside the stage lock (a camera
+        # may block for a frame period, or seconds when it stalls), closing waits for them.
+        self._source_lock = threading.Lock()
 
     def setup(self) -> None:
         p = self.params
@@ -81,17 +87,19 @@ class CaptureNode(StageNode):
     def start(self) -> None:
         self.finished, self._last_error, self._retry_at = False, "", 0.0
         self._backoff.reset()
-        # A frame every 1/fps s, on a thread of its own where the executor allows it.
-        self.ticker = self.start_ticking(self.params["fps"], self.step)
+        # A frame every 1/fps s, on a thread of its own where the executor allows it; the source
+        # is read outside the stage lock, so a slow or stalled camera holds up no other callback.
+        self.ticker = self.start_ticking(self.params["fps"], self.publish_frame, acquire=self.grab)
 
     def stop(self) -> None:
         if self.ticker is not None:
             self.ticker.stop()
             self.ticker = None
-        if self._source is not None and self._opened:
-            self._source.close()  # the camera is free for others while inactive
-            self.get_logger().info(f"released {self._source.description}")
-        self._opened = False
+        with self._source_lock:  # after a read under way
+            if self._source is not None and self._opened:
+                self._source.close()  # the camera is free for others while inactive
+                self.get_logger().info(f"released {self._source.description}")
+            self._opened = False
 
     def teardown(self) -> None:
         for pub in (self.publisher, self.info_publisher):
@@ -100,7 +108,9 @@ class CaptureNode(StageNode):
         if self.mono_publisher is not None:
             self.mono_publisher.destroy()
         self.publisher = self.mono_publisher = self.info_publisher = None
-        self._source = self.calibration = None
+        with self._source_lock:
+            self._source = None
+        self.calibration = None
 
     def on_parameters(self, names: set[str]) -> None:
         """Live changes, from the next frame on."""
@@ -114,10 +124,12 @@ class CaptureNode(StageNode):
         if granted:
             self.stats.restart_clock()
             self.get_logger().info("consent given: the camera opens")
-        elif self._source is not None and self._opened:
-            self._source.close()
-            self._opened = False
-            self.get_logger().info(f"consent revoked: {self._source.description} closed")
+        else:
+            with self._source_lock:
+                if self._source is not None and self._opened:
+                    self._source.close()
+                    self._opened = False
+                    self.get_logger().info(f"consent revoked: {self._source.description} closed")
 
     @property
     def waiting_for_consent(self) -> bool:
@@ -131,39 +143,50 @@ class CaptureNode(StageNode):
         self._retry_at = time.monotonic() + delay
         self.get_logger().error(f"{message}; retrying in {delay:.1f} s (attempt {self._backoff.attempts})")
 
-    def step(self) -> None:
-        """One frame (from the ticker): (re)open the source when due, read, publish."""
-        if self.finished or self._source is None or self.waiting_for_consent:
-            return
-        if not self._opened:
-            if time.monotonic() < self._retry_at:
-                return
+    def grab(self) -> tuple[np.ndarray, Time, float] | None:
+        """The source's next frame, when it was grabbed, and when reading began; None when there is
+        none (finished, waiting for consent, waiting to reopen, failed). (Re)opens the source when
+        due. Runs outside the stage lock, so it touches only the source and its error state."""
+        with self._source_lock:
+            if self.finished or self._source is None or self.waiting_for_consent:
+                return None
+            if not self._opened:
+                if time.monotonic() < self._retry_at:
+                    return None
+                try:
+                    self._source.open()
+                except SourceError as err:
+                    self._fail(str(err))
+                    return None
+                self._opened = True
+                if self._backoff.attempts:
+                    self.get_logger().info(f"{self._source.description} is back")
+                else:
+                    self.get_logger().info(f"capturing from {self._source.description}")
+                self._backoff.reset()
+                self._last_error = ""
             try:
-                self._source.open()
+                t0 = time.perf_counter()
+                frame = self._source.read()
+                grabbed = self.get_clock().now()  # the frame's time: when the source gave it, before conversion
             except SourceError as err:
+                self._source.close()
+                self._opened = False
                 self._fail(str(err))
-                return
-            self._opened = True
-            if self._backoff.attempts:
-                self.get_logger().info(f"{self._source.description} is back")
-            else:
-                self.get_logger().info(f"capturing from {self._source.description}")
-            self._backoff.reset()
-            self._last_error = ""
-        try:
-            t0 = time.perf_counter()
-            frame = self._source.read()
-            grabbed = self.get_clock().now()  # the frame's time: when the source gave it, before conversion
-        except SourceError as err:
-            self._source.close()
-            self._opened = False
-            self._fail(str(err))
+                return None
+            if frame is None:
+                self.get_logger().info(f"end of {self._source.description}")
+                self.finished = True
+                return None
+            return frame, grabbed, t0
+
+    def publish_frame(self, grabbed: tuple[np.ndarray, Time, float] | None) -> None:
+        """Publish a frame from :meth:`grab` (under the stage lock), unless the stage stopped or
+        consent was revoked while it was read."""
+        if grabbed is None or self.publisher is None or self.waiting_for_consent:
             return
-        if frame is None:
-            self.get_logger().info(f"end of {self._source.description}")
-            self.finished = True
-            return
-        header = Header(stamp=grabbed.to_msg(), frame_id=self.params["frame_id"])
+        frame, stamp, t0 = grabbed
+        header = Header(stamp=stamp.to_msg(), frame_id=self.params["frame_id"])
         if self.publisher.get_subscription_count():
             self.publisher.publish(numpy_to_image(frame, header=header))
         if self.mono_publisher.get_subscription_count():

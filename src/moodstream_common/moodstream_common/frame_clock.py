@@ -9,7 +9,10 @@ the executor, with nothing to do between frames, sleeps too.
 
 The clock calls ``tick`` while holding ``lock``: the lock that the process's executor holds
 while it runs any other callback (:class:`moodstream_common.ros.StageExecutor`), so that a frame
-never runs beside a parameter change, a lifecycle transition or a consent change.
+never runs beside a parameter change, a lifecycle transition or a consent change. What may block
+for long (a camera's read: up to a frame period, or seconds when the camera stalls) goes in
+``acquire``, called without the lock, so that the executor's callbacks (parameters, diagnostics,
+services) are not held up by it.
 """
 
 from __future__ import annotations
@@ -18,19 +21,22 @@ import math
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 
 class FrameClock:
-    """Calls ``tick()`` ``rate_hz`` times a second on a thread of its own, under ``lock``.
+    """Calls ``tick()`` ``rate_hz`` times a second on a thread of its own, under ``lock``; with
+    ``acquire``, ``tick(acquire())``, ``acquire`` called without the lock.
 
     Like an rcl timer, a late tick does not bring a burst of catch-up ticks: the periods missed
-    are skipped. An exception from ``tick`` stops the clock and goes to ``on_error`` (called
-    without the lock)."""
+    are skipped. An exception from ``acquire`` or ``tick`` stops the clock and goes to
+    ``on_error`` (called without the lock). After :meth:`stop`, no tick runs, even for what an
+    ``acquire`` already under way returns."""
 
-    def __init__(self, rate_hz: float, tick: Callable[[], None], lock, on_error: Callable[[BaseException], None],
-                 name: str = "frame-clock") -> None:
+    def __init__(self, rate_hz: float, tick: Callable[..., None], lock, on_error: Callable[[BaseException], None],
+                 name: str = "frame-clock", acquire: Callable[[], Any] | None = None) -> None:
         self.period = 1.0 / rate_hz
-        self._tick, self._lock, self._on_error = tick, lock, on_error
+        self._tick, self._lock, self._on_error, self._acquire = tick, lock, on_error, acquire
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
@@ -62,15 +68,19 @@ class FrameClock:
             delay = due - time.monotonic()
             if delay > 0 and self._stopped.wait(delay):
                 return
-            with self._lock:
-                if self._stopped.is_set():
-                    return
-                try:
-                    self._tick()
-                except BaseException as err:  # handed over whole, to be raised in the executor
-                    error = err
-                else:
-                    error = None
+            error = None
+            try:
+                args = () if self._acquire is None else (self._acquire(),)
+            except BaseException as err:  # handed over whole, to be raised in the executor
+                error = err
+            else:
+                with self._lock:
+                    if self._stopped.is_set():
+                        return
+                    try:
+                        self._tick(*args)
+                    except BaseException as err:
+                        error = err
             if error is not None:
                 self._stopped.set()
                 self._on_error(error)

@@ -48,9 +48,11 @@ class TimerTicker:
     """:class:`FrameClock`'s interface over a ROS timer (an executor without the stage lock, or
     simulated time)."""
 
-    def __init__(self, node, rate_hz: float, tick: Callable[[], None]) -> None:
-        self.node, self.tick = node, tick
-        self.timer = node.create_timer(1.0 / rate_hz, tick)
+    def __init__(self, node, rate_hz: float, tick: Callable[..., None],
+                 acquire: Callable[[], Any] | None = None) -> None:
+        self.node = node
+        self.tick = tick if acquire is None else (lambda: tick(acquire()))
+        self.timer = node.create_timer(1.0 / rate_hz, self.tick)
 
     def set_rate(self, rate_hz: float) -> None:
         self.node.destroy_timer(self.timer)
@@ -163,17 +165,20 @@ class StageNode(LifecycleNode):
         values["consent"] = consent.granted
         return None if consent.granted else ("ok", waiting, values)
 
-    def start_ticking(self, rate_hz: float, tick: Callable[[], None]) -> FrameClock | TimerTicker:
-        """``tick`` ``rate_hz`` times a second, stopped with ``.stop()``, re-paced with
-        ``.set_rate()``: on a thread of its own (:mod:`.frame_clock`) when this process's executor
-        runs every callback under the stage lock (:class:`.ros.StageExecutor`) and the node runs on
-        wall time, else on a ROS timer. An error in ``tick`` is raised in the executor either way."""
+    def start_ticking(self, rate_hz: float, tick: Callable[..., None],
+                      acquire: Callable[[], Any] | None = None) -> FrameClock | TimerTicker:
+        """``tick`` (``tick(acquire())`` with ``acquire``) ``rate_hz`` times a second, stopped with
+        ``.stop()``, re-paced with ``.set_rate()``: on a thread of its own (:mod:`.frame_clock`),
+        ``acquire`` outside the stage lock, when this process's executor runs every callback under
+        that lock (:class:`.ros.StageExecutor`) and the node runs on wall time; else on a ROS timer.
+        An error in either is raised in the executor."""
         bus = LocalBus.of(self.context)
         if not bus.serialised or self.get_parameter("use_sim_time").value:
-            return TimerTicker(self, rate_hz, tick)
+            return TimerTicker(self, rate_hz, tick, acquire)
         if self._clock_error_guard is None:
             self._clock_error_guard = self.create_guard_condition(self._raise_clock_error)
-        return FrameClock(rate_hz, tick, bus.lock, self._clock_failed, name=f"{self.get_name()}-frames").start()
+        return FrameClock(rate_hz, tick, bus.lock, self._clock_failed, name=f"{self.get_name()}-frames",
+                          acquire=acquire).start()
 
     def _clock_failed(self, error: BaseException) -> None:
         if not self.context.ok():  # stopping: a publish on a dead context is part of a normal stop

@@ -75,3 +75,59 @@ def test_a_new_rate_applies_from_the_next_tick():
     assert abs(clock.period - 1 / 30) < 1e-12
     clock.set_rate(240.0)
     assert abs(clock.period - 1 / 240) < 1e-12
+
+
+def test_acquire_runs_without_the_lock_and_hands_its_value_to_the_tick():
+    lock = threading.RLock()
+    held_while_acquiring: list[bool] = []
+    counter = iter(range(10**6))
+    ticked: list[int] = []
+
+    def try_lock() -> None:
+        free = lock.acquire(blocking=False)
+        held_while_acquiring.append(not free)
+        if free:
+            lock.release()
+
+    def acquire() -> int:  # another thread can take the lock meanwhile
+        probe = threading.Thread(target=try_lock)
+        probe.start()
+        probe.join()
+        return next(counter)
+
+    clock = FrameClock(200.0, ticked.append, lock, on_error=lambda err: None, acquire=acquire).start()
+    assert wait_until(lambda: len(ticked) >= 3)
+    clock.stop()
+    clock.join(5.0)
+    assert not any(held_while_acquiring), "acquire ran under the lock"
+    assert ticked == list(range(len(ticked)))  # each value once, in order
+
+
+def test_what_an_acquire_under_way_returns_after_a_stop_is_not_ticked():
+    lock = threading.RLock()
+    acquiring, go_on = threading.Event(), threading.Event()
+    ticked: list[str] = []
+
+    def acquire() -> str:
+        acquiring.set()
+        go_on.wait(10)
+        return "frame"
+
+    clock = FrameClock(100.0, ticked.append, lock, on_error=lambda err: None, acquire=acquire).start()
+    assert acquiring.wait(5)
+    with lock:
+        clock.stop()
+    go_on.set()
+    clock.join(5.0)
+    assert ticked == [] and not clock.running
+
+
+def test_an_error_in_acquire_stops_the_clock_and_reaches_on_error():
+    errors: list[BaseException] = []
+
+    def acquire():
+        raise OSError("the camera is gone")
+
+    clock = FrameClock(100.0, lambda frame: None, threading.RLock(), on_error=errors.append, acquire=acquire).start()
+    clock.join(5.0)
+    assert [str(e) for e in errors] == ["the camera is gone"] and not clock.running

@@ -124,6 +124,7 @@ class Pipeline:
         self.context = Context()
         rclpy.init(context=self.context)
         self.nodes: list[Node] = []
+        self.executor: StageExecutor | None = None
         try:
             common = {"context": self.context, "namespace": namespace}
             # A camera driver's topic stands in for both of capture's (detect converts colour to gray).
@@ -200,10 +201,10 @@ class Pipeline:
         return self.observer.summary
 
     def close(self) -> None:
-        with self.executor.lock if hasattr(self, "executor") else contextlib.nullcontext():
+        with self.executor.lock if self.executor is not None else contextlib.nullcontext():
             for node in self.nodes:
                 node.destroy_node()
             self.nodes.clear()
-        if hasattr(self, "executor"):
+        if self.executor is not None:
             self.executor.shutdown()
         rclpy.try_shutdown(context=self.context)

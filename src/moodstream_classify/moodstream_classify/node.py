@@ -199,7 +199,7 @@ class ClassifyNode(StageNode):
         self.image_pub.publish(numpy_to_image(annotate(image, result), "bgr8", faces.header))
 
     # -- classification ---------------------------------------------------------------------------
-    def classify(self, msg: DetectedFaces) -> tuple[FrameResult, EmotionArray, Emotion]:
+    def classify(self, msg: DetectedFaces) -> FrameResult:
         boxes, scores, crops = [], [], []
         for face in msg.faces:
             if face.crop.width == 0:
@@ -207,10 +207,7 @@ class ClassifyNode(StageNode):
             boxes.append(Box(face.roi.x_offset, face.roi.y_offset, face.roi.width, face.roi.height))
             scores.append(face.score)
             crops.append(image_to_numpy(face.crop, use_cv_bridge=False))  # our own mono8 crop
-        result = self.estimator.process(boxes, scores, crops)
-        array, primary = to_messages(result, msg.header, self.model.labels, msg.image_width, msg.image_height,
-                                     self.model_id)
-        return result, array, primary
+        return self.estimator.process(boxes, scores, crops)
 
     def on_faces(self, msg: DetectedFaces) -> None:
         if self.consent is not None and not self.consent.granted:
@@ -227,7 +224,7 @@ class ClassifyNode(StageNode):
             self.stats.drop(stale)
             return
         try:
-            result, array, primary = self.classify(msg)
+            result = self.classify(msg)
         except (ImageFormatError, ValueError) as err:
             reason = f"dropped a frame: {err}"
             self.stats.drop(reason)
@@ -238,7 +235,9 @@ class ClassifyNode(StageNode):
             self._publish_summary(self.aggregator.add(stamp_to_seconds(msg.header.stamp),
                                                       [f.track_id for f in result.faces],
                                                       [f.smoothed_label for f in result.faces]))
-        else:
+        else:  # per-person messages exist only outside aggregate mode
+            array, primary = to_messages(result, msg.header, self.model.labels, msg.image_width, msg.image_height,
+                                         self.model_id)
             self.emotions_pub.publish(array)
             self.emotion_pub.publish(primary)
         now = self.get_clock().now().nanoseconds * 1e-9

@@ -273,7 +273,7 @@ class RoiDetector:
                     self._previous = found
                     if due:
                         self._refresh_in_background(image)
-                    return found
+                    return list(found)  # a copy: the templates follow this list's order
         # A full search in this call: nothing known, a known face lost, or a refresh due.
         self._take_refresh(wait=True, use=False)
         self._since_full = 0
@@ -282,7 +282,7 @@ class RoiDetector:
         if self.tracker == "template" and self._previous:
             gray = to_gray(image)
             self._templates = [self._template(gray, d.box) for d in self._previous]
-        return self._previous
+        return list(self._previous)
 
     def _refresh_in_background(self, image: np.ndarray) -> None:
         """The periodic full search, on a second thread: this frame returns the followed faces at

@@ -28,7 +28,7 @@ from moodstream_common.ros import (
 )
 from moodstream_interfaces.msg import DetectedFace, DetectedFaces
 
-from .detectors import TRACKERS, Detection, DetectorError, RoiDetector, create_detector
+from .detectors import TRACKERS, DetectorError, RoiDetector, create_detector
 
 SPECS = {
     "detector": Spec("haar", "face detector: haar (OpenCV's cascade) or mtcnn, or one you register"),
@@ -142,8 +142,8 @@ class DetectNode(StageNode):
         """Faces of one image message (also used directly by the in-process runner)."""
         frame = frame_of(msg)
         gray = to_gray(frame)
-        detections: list[Detection] = self.detector.detect(gray if self.detector.gray_input else frame)
-        detections.sort(key=lambda d: d.box.area, reverse=True)
+        detections = sorted(self.detector.detect(gray if self.detector.gray_input else frame),
+                            key=lambda d: d.box.area, reverse=True)
         out = DetectedFaces(header=msg.header, image_width=msg.width, image_height=msg.height,
                             detector=self.detector.name)
         for det in detections[: self.params["max_faces"]]:

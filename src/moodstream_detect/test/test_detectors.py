@@ -149,6 +149,22 @@ def test_template_tracker_follows_a_moving_face_between_full_searches():
     assert min(overlaps) > 0.7, overlaps
 
 
+def test_two_faces_are_followed_whatever_order_the_caller_puts_them_in():
+    # The detect node sorted the returned list by size in place, and it was the tracker's own:
+    # its templates no longer matched its boxes, every frame fell back to a full search, a small
+    # face the cascade missed once was gone until the next refresh, and classify gave it a new
+    # track id each time.
+    scene = SyntheticScene(640, 480, faces=2, seed=0)
+    roi = RoiDetector(HaarDetector(1.2, 4, 48, 0.6), refresh_frames=10, tracker="template")
+    counts = []
+    for i in range(40):
+        faces = roi.detect(cv2.cvtColor(scene.render(i), cv2.COLOR_BGR2GRAY))
+        counts.append(len(faces))
+        faces.reverse()  # what a caller may do with its list (the node sorts by size)
+    assert roi.full_searches == 4, counts  # frames 0, 10, 20, 30: the rest followed by templates
+    assert counts[10:20] == [2] * 10, counts  # the small face, once found, is followed
+
+
 def test_template_tracker_gives_up_on_a_face_that_is_gone():
     import cv2
 

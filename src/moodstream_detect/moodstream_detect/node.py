@@ -44,7 +44,7 @@ SPECS = {
                     choices=TRACKERS),
     "roi_background_refresh": Spec(True, "template tracker: run the periodic full search on a second thread while "
                                    "the known faces are followed, so that no frame waits for it"),
-    "opencv_threads": Spec(0, "OpenCV's worker threads in this process (process-wide: every stage composed with "
+    "opencv_threads": Spec(1, "OpenCV's worker threads in this process (process-wide: every stage composed with "
                            "it; 0: OpenCV's default, one per core)", 0, 256),
     "max_faces": Spec(10, "keep the largest faces", 1, 100),
     "attach_crops": Spec(True, "put the 48x48 crop into each face, for a classifier in another process"),
@@ -61,10 +61,10 @@ DETECTOR_PARAMS = {"detector", "scale_factor", "min_neighbors", "min_size", "dow
 
 
 def apply_opencv_threads(threads: int) -> None:
-    """OpenCV's pool size. One thread saved 0.4-0.5 ms of CPU per frame with one face here (the
-    pool wakes its other threads for every parallel call, mostly kernel time), but with two faces
-    the searches after a lost face, in the frame's call, took longer (latency p95 24-29 against
-    17-18 ms), so OpenCV's default stays the default (docs/benchmarks.md)."""
+    """OpenCV's pool size. One thread (the default) saved 0.6-0.7 ms of CPU per frame with one
+    face here, the same with two, at the same latency: the pool wakes its other threads for every
+    parallel call, mostly kernel time (docs/benchmarks.md). A search that runs in the frame's call
+    (the first, or after a lost face) takes longer on one thread."""
     cv2.setNumThreads(threads if threads > 0 else -1)  # OpenCV: 0 means none, a negative value its default
 
 

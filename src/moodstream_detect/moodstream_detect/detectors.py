@@ -179,6 +179,12 @@ TRACKERS = ("template", "detector")
 TEMPLATE_PX = 32
 #: Correlation below which a face counts as lost (it turned away, left, or was covered).
 TEMPLATE_MIN_SCORE = 0.6
+#: Periodic full searches in a row that may miss a face the template tracker still follows
+#: before it is dropped: a cascade misses a face it found a moment ago now and then (with two
+#: faces in the demo scene, one search in a few), and dropping it hid the face until the next
+#: search, a gap long enough for classify to give it a new track id. A face that turned away or
+#: left is still dropped at once: its template no longer matches.
+REFRESH_MISSES_ALLOWED = 1
 
 
 class RoiDetector:
@@ -188,6 +194,9 @@ class RoiDetector:
     searches the whole frame; in between each known face is followed in a window around its last
     box (enlarged by ``margin`` of its size on each side), by ``tracker``. A newcomer is found at
     the next full search. ``refresh_frames`` 1 searches every frame in full.
+
+    With the template tracker, a face that the periodic search misses while it is still followed
+    is kept, for :data:`REFRESH_MISSES_ALLOWED` searches in a row.
 
     With ``background_refresh`` (template tracker only) the periodic full search, when every
     known face was followed, runs on a second thread while the frames go on, so that no frame
@@ -208,6 +217,7 @@ class RoiDetector:
         self.name, self.gray_input = inner.name, inner.gray_input
         self._previous: list[Detection] = []
         self._templates: list[np.ndarray] = []
+        self._misses: list[int] = []  # periodic searches in a row that missed each known face
         self._since_full = 0
         self.full_searches = 0
         self._pool: ThreadPoolExecutor | None = None
@@ -267,18 +277,23 @@ class RoiDetector:
         self._take_refresh(wait=False)
         if self._previous:
             due = self._since_full >= self.refresh_frames and self._pending is None
-            if not due or self.background_refresh:
+            if not due or self.tracker == "template":
                 found = self._around_previous(image)
                 if found is not None:
-                    self._previous = found
-                    if due:
+                    self._previous = found  # in the same order: the templates and misses still line up
+                    if due and self.background_refresh:
                         self._refresh_in_background(image)
-                    return list(found)  # a copy: the templates follow this list's order
+                    elif due:
+                        self._since_full = 0
+                        self.full_searches += 1
+                        self._merge(self.inner.detect(image), image, keep_known_boxes=False)
+                    return list(self._previous)  # a copy: the caller may reorder it
         # A full search in this call: nothing known, a known face lost, or a refresh due.
         self._take_refresh(wait=True, use=False)
         self._since_full = 0
         self.full_searches += 1
         self._previous = self.inner.detect(image)
+        self._misses = [0] * len(self._previous)
         if self.tracker == "template" and self._previous:
             gray = to_gray(image)
             self._templates = [self._template(gray, d.box) for d in self._previous]
@@ -294,28 +309,50 @@ class RoiDetector:
         self._pending = (self._pool.submit(self.inner.detect, image), image)
 
     def _take_refresh(self, wait: bool, use: bool = True) -> None:
-        """Merge a finished background search, as a refresh in this call would have found it: the
-        known faces it found again keep their current boxes and take new templates, the faces it
-        did not find are dropped, newcomers join with the boxes it found them at (a frame or two
-        ago, well inside the window the next frame follows them in)."""
+        """Merge a finished background search (:meth:`_merge`); the known faces keep where they are
+        now, since the search saw the frame of a frame or two ago, and take the size it found
+        (their new templates are cut at that size)."""
         if self._pending is None or not (wait or self._pending[0].done()):
             return
         future, image = self._pending
         self._pending = None
         fresh = future.result()  # the inner detector's errors surface here, in the frame's call
-        if not use:
-            return
+        if use:
+            self._merge(fresh, image, keep_known_boxes=True)
+
+    def _merge(self, fresh: list[Detection], image: np.ndarray, keep_known_boxes: bool) -> None:
+        """A periodic full search's faces (``fresh``, found in ``image``) with the faces followed
+        until now: a known face it found again takes a new template (and, from a search of this
+        frame, the new box); a newcomer joins; a known face it missed stays while its misses in a
+        row are within :data:`REFRESH_MISSES_ALLOWED`."""
         gray = to_gray(image)
         merged: list[Detection] = []
         templates: list[np.ndarray] = []
+        misses: list[int] = []
+        confirmed: set[int] = set()
         for det in fresh:
-            current = next((known for known in self._previous if _overlaps(known.box, det.box)), None)
-            box = current.box if current is not None else det.box
+            index = next((i for i, known in enumerate(self._previous) if _overlaps(known.box, det.box)), None)
+            box = det.box
+            if index is not None and keep_known_boxes:  # where the face is now, at the size just found
+                known = self._previous[index].box
+                box = Box(known.x + (known.width - box.width) // 2, known.y + (known.height - box.height) // 2,
+                          box.width, box.height)
             if any(_overlaps(box, other.box) for other in merged):
                 continue
+            if index is not None:
+                confirmed.add(index)
             merged.append(Detection(box, det.score))
             templates.append(self._template(gray, det.box))
-        self._previous, self._templates = merged, templates
+            misses.append(0)
+        for index, known in enumerate(self._previous):
+            if index in confirmed or self._misses[index] >= REFRESH_MISSES_ALLOWED:
+                continue
+            if any(_overlaps(known.box, other.box) for other in merged):
+                continue
+            merged.append(known)
+            templates.append(self._templates[index])
+            misses.append(self._misses[index] + 1)
+        self._previous, self._templates, self._misses = merged, templates, misses
 
     def close(self) -> None:
         """Wait for a refresh in flight and stop its thread."""

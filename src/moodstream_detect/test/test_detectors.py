@@ -241,16 +241,27 @@ def test_background_refresh_does_not_hold_up_the_frame_and_brings_in_a_newcomer(
         roi.close()
 
 
-def test_background_refresh_drops_a_face_it_no_longer_finds_as_a_refresh_would():
+@pytest.mark.parametrize("background", [True, False])
+def test_a_followed_face_one_search_misses_is_kept_and_dropped_at_the_second(background):
+    # The cascade misses a face it found a moment ago now and then; the face is still there, and
+    # its template still matches. Dropping it at once hid it until the next search.
     canvas, (a, b) = two_face_canvas()
-    inner = ScriptedDetector([[a, b], [b]])
+    inner = ScriptedDetector([[a, b], [b], [b]])
     inner.gate.set()
-    roi = RoiDetector(inner, refresh_frames=2, tracker="template", background_refresh=True)
+    roi = RoiDetector(inner, refresh_frames=2, tracker="template", background_refresh=background)
+
+    def boxes() -> list:
+        return sorted(d.box.x for d in roi.detect(canvas))
+
     try:
-        assert len(roi.detect(canvas)) == 2 and len(roi.detect(canvas)) == 2  # a full search, then followed
-        assert len(roi.detect(canvas)) == 2  # due: followed, the search starts
+        assert boxes() == [a.x, b.x] and boxes() == [a.x, b.x]  # a full search, then followed
+        assert boxes() == [a.x, b.x]  # due: the second search (in the background, or in this call) misses a
         assert wait_for(lambda: inner.finished == 2)
-        assert [d.box for d in roi.detect(canvas)] == [b]
+        assert boxes() == [a.x, b.x]  # kept: one miss allowed
+        if background:  # due again: the third search misses it too, and a is dropped when it ends
+            assert boxes() == [a.x, b.x]
+            assert wait_for(lambda: inner.finished == 3)
+        assert boxes() == [b.x]
     finally:
         roi.close()
 

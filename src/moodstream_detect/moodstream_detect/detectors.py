@@ -286,7 +286,7 @@ class RoiDetector:
                     elif due:
                         self._since_full = 0
                         self.full_searches += 1
-                        self._merge(self.inner.detect(image), image, keep_known_boxes=False)
+                        self._merge(self.inner.detect(image), image, earlier_frame=False)
                     return list(self._previous)  # a copy: the caller may reorder it
         # A full search in this call: nothing known, a known face lost, or a refresh due.
         self._take_refresh(wait=True, use=False)
@@ -318,13 +318,14 @@ class RoiDetector:
         self._pending = None
         fresh = future.result()  # the inner detector's errors surface here, in the frame's call
         if use:
-            self._merge(fresh, image, keep_known_boxes=True)
+            self._merge(fresh, image, earlier_frame=True)
 
-    def _merge(self, fresh: list[Detection], image: np.ndarray, keep_known_boxes: bool) -> None:
+    def _merge(self, fresh: list[Detection], image: np.ndarray, earlier_frame: bool) -> None:
         """A periodic full search's faces (``fresh``, found in ``image``) with the faces followed
-        until now: a known face it found again takes a new template (and, from a search of this
-        frame, the new box); a newcomer joins; a known face it missed stays while its misses in a
-        row are within :data:`REFRESH_MISSES_ALLOWED`."""
+        until now: a known face it found again takes a new template and the box it found (from a
+        search of an ``earlier_frame``, that box's size where the face is now); a newcomer joins;
+        a known face it missed stays while its misses in a row are within
+        :data:`REFRESH_MISSES_ALLOWED`."""
         gray = to_gray(image)
         merged: list[Detection] = []
         templates: list[np.ndarray] = []
@@ -333,7 +334,7 @@ class RoiDetector:
         for det in fresh:
             index = next((i for i, known in enumerate(self._previous) if _overlaps(known.box, det.box)), None)
             box = det.box
-            if index is not None and keep_known_boxes:  # where the face is now, at the size just found
+            if index is not None and earlier_frame:
                 known = self._previous[index].box
                 box = Box(known.x + (known.width - box.width) // 2, known.y + (known.height - box.height) // 2,
                           box.width, box.height)

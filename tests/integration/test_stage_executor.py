@@ -172,12 +172,19 @@ def test_a_stalled_camera_holds_up_no_other_callback(context):
 
 def test_capture_keeps_a_ros_timer_beside_any_other_executor(context):
     executor = SingleThreadedExecutor(context=context)
-    capture = CaptureNode(context=context)
+    capture = CaptureNode(context=context, parameter_overrides=[Parameter("fps", value=50.0)])
+    viewer = Node("viewer", context=context)
+    frames: list[Image] = []
+    viewer.create_subscription(Image, "image_raw", frames.append, IMAGE_QOS)
     try:
         capture.bring_up()
         assert isinstance(capture.ticker, TimerTicker) and capture.ticker.timer is not None
+        executor.add_node(capture)
+        executor.add_node(viewer)
+        assert spin_until(executor, lambda: len(frames) >= 5), "no frames from the timer"  # read, then publish
     finally:
         capture.destroy_node()
+        viewer.destroy_node()
         executor.shutdown()
 
 

@@ -172,7 +172,11 @@ def test_a_backlog_beyond_its_bound_is_counted_not_lost_silently(tmp_path):
     try:
         pipeline.run(duration=0.5)
         data = b"".join(encode_faces(seq, seq * 33, [((10, 10, 50, 50), [1, 0, 0, 0, 0, 0])]) for seq in range(60))
-        os.write(master, data)
+        assert len(data) < 4096  # one read of the node's
+        # The node polls the port on a thread of its own, under the stage lock: holding the lock,
+        # the 60 frames are all in the port before its next read (CI once saw a read in mid-write).
+        with pipeline.executor.lock:
+            os.write(master, data)
         pipeline.run(duration=2.0)
         node = pipeline.openmv
         assert node.parser.counters.frames == 60

@@ -116,7 +116,7 @@ def test_demo_writes_an_annotated_png(tmp_path):
     (["history", "--since", "yesterday"], "'yesterday' is not a time"),
     (["run", "--mqtt", "mqtts://127.0.0.1:8883", "--mqtt-ca", "/no/ca.crt", "--duration", "1", "-p", PURPOSE],
      "the MQTT CA certificate /no/ca.crt does not exist"),
-    (["run", "-p", "capture.fps=-5"], "capture.fps must be a number from 0.1 to 240"),
+    (["run", "-p", "capture.fps=-5"], "capture.fps must be a number from 0.1 to 1000"),
     (["run", "-p", "capture.width=0"], "capture.width must be an integer from 16 to 8192"),
 ])
 def test_run_refuses_bad_settings_clearly(args, message):

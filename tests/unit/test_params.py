@@ -68,9 +68,9 @@ def test_layers_params_file_then_flags_then_p(tmp_path):
 
 
 @pytest.mark.parametrize("assignment,message", [
-    ("capture.fps=-5", "capture.fps must be a number from 0.1 to 240, got -5.0"),
-    ("capture.fps=0", "capture.fps must be a number from 0.1 to 240"),
-    ("capture.fps=.nan", "capture.fps must be a number from 0.1 to 240, got nan"),
+    ("capture.fps=-5", "capture.fps must be a number from 0.1 to 1000, got -5.0"),
+    ("capture.fps=0", "capture.fps must be a number from 0.1 to 1000"),
+    ("capture.fps=.nan", "capture.fps must be a number from 0.1 to 1000, got nan"),
     ("capture.width=0", "capture.width must be an integer from 16 to 8192"),
     ("classify.smoothing=bogus", "classify.smoothing must be one of ema, window, none, got 'bogus'"),
     ("classify.smoothing_alpha=2", "classify.smoothing_alpha must be a number from 0.01 to 1, got 2.0"),

@@ -30,7 +30,16 @@ import torch.nn.functional as F
 
 from .augment import augment
 from .data import DEFAULT_DATA_DIR, load_split, stratified_holdout
-from .train import distillation_loss, load_checkpoint, predict, restore_state, seed_everything, to_tensor
+from .train import (
+    bf16_runs_fast,
+    distillation_loss,
+    load_checkpoint,
+    predict,
+    restore_state,
+    save_atomically,
+    seed_everything,
+    to_tensor,
+)
 
 log = logging.getLogger("moodstream_train.swa")
 
@@ -70,6 +79,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--kd-temperature", type=float, default=4.0)
     ap.add_argument("--threads", type=int, default=0, help="CPU threads for PyTorch (0: its default)")
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                    help="bf16 autocast (auto: where the device runs it fast)")
     ap.add_argument("--resume", action="store_true")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -80,11 +91,12 @@ def main(argv: list[str] | None = None) -> None:
     model, start = load_checkpoint(args.checkpoint, device)
     base = start.get("summary", {})
     seed, val_fraction = base.get("seed", 1234), base.get("val_fraction", 0.05)
+    split_seed = base.get("split_seed", seed)
     seed_everything(seed)
     args.out.mkdir(parents=True, exist_ok=True)
 
     images, labels = load_split(args.data, "Training")
-    train_idx, val_idx = stratified_holdout(labels, val_fraction, seed)
+    train_idx, val_idx = stratified_holdout(labels, val_fraction, split_seed)
     x_train, y_train = to_tensor(images[train_idx], device), torch.from_numpy(labels[train_idx]).to(device)
     x_val, y_val = to_tensor(images[val_idx], device), torch.from_numpy(labels[val_idx]).to(device)
 
@@ -97,6 +109,11 @@ def main(argv: list[str] | None = None) -> None:
     log.info("device %s, %d train, %d held-out images; starting model held-out acc %.4f",
              device, len(x_train), len(x_val), start_acc)
 
+    use_bf16 = args.precision == "bf16" or (args.precision == "auto" and bf16_runs_fast(device))
+    if use_bf16:
+        model = model.to(memory_format=torch.channels_last)
+        if teacher is not None:
+            teacher = teacher.to(memory_format=torch.channels_last)
     steps_per_epoch = len(x_train) // args.batch
     optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9, nesterov=True,
                                 weight_decay=args.weight_decay)
@@ -120,13 +137,14 @@ def main(argv: list[str] | None = None) -> None:
                 group["lr"] = lr
             idx = order[step * args.batch : (step + 1) * args.batch]
             xb = augment(x_train[idx], generator)
-            logits = model(xb)
-            loss = F.cross_entropy(logits, y_train[idx], label_smoothing=args.label_smoothing)
-            if teacher is not None:
-                with torch.no_grad():
-                    t_logits = teacher(xb)
-                kd = distillation_loss(logits, t_logits, args.kd_temperature)
-                loss = (1 - args.self_distill) * loss + args.self_distill * kd
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+                logits = model(xb).float()
+                loss = F.cross_entropy(logits, y_train[idx], label_smoothing=args.label_smoothing)
+                if teacher is not None:
+                    with torch.no_grad():
+                        t_logits = teacher(xb).float()
+                    kd = distillation_loss(logits, t_logits, args.kd_temperature)
+                    loss = (1 - args.self_distill) * loss + args.self_distill * kd
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -140,9 +158,9 @@ def main(argv: list[str] | None = None) -> None:
         history.append({"epoch": epoch + 1, "loss": total_loss / steps_per_epoch, "val_acc": epoch_acc})
         log.info("epoch %2d/%d  loss %.3f  held-out acc %.4f  %.0fs", epoch + 1, args.epochs,
                  total_loss / steps_per_epoch, epoch_acc, time.time() - t0)
-        torch.save({"model": model.state_dict(), "averaged": averaged.state_dict(),
-                    "optimizer": optimizer.state_dict(), "generator": generator.get_state(),
-                    "epoch": epoch + 1, "averaged_count": averaged_count, "history": history}, last)
+        save_atomically({"model": model.state_dict(), "averaged": averaged.state_dict(),
+                         "optimizer": optimizer.state_dict(), "generator": generator.get_state(),
+                         "epoch": epoch + 1, "averaged_count": averaged_count, "history": history}, last)
 
     recompute_batchnorm(averaged, x_train)
     swa_acc = accuracy(averaged, x_val, y_val)
@@ -155,11 +173,13 @@ def main(argv: list[str] | None = None) -> None:
         "swa": {"from": str(args.checkpoint), "epochs": args.epochs, "lr": args.lr, "batch": args.batch,
                 "self_distill": args.self_distill, "kd_temperature": args.kd_temperature,
                 "label_smoothing": args.label_smoothing, "weight_decay": args.weight_decay,
-                "device": str(device), "heldout_acc_before": start_acc, "history": history,
+                "device": str(device), "precision": "bf16" if use_bf16 else "fp32",
+                "heldout_acc_before": start_acc, "history": history,
                 "seconds": round(time.time() - t0, 1)},
     })
-    torch.save({"model": averaged.state_dict(), "spec": start["spec"], "dropout": start["dropout"],
-                "summary": summary}, args.out / "final.pt")
+    averaged = averaged.to(memory_format=torch.contiguous_format)
+    save_atomically({"model": averaged.state_dict(), "spec": start["spec"], "dropout": start["dropout"],
+                     "summary": summary}, args.out / "final.pt")
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
     log.info("done: %s", args.out / "final.pt")
 

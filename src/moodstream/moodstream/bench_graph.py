@@ -5,7 +5,8 @@ camera rate, then as fast as they can:
 
 - the **naive loop** (MoodStream's original style, its own process): render, gray, Haar
   1.3/5/48 on the full frame, each face through the model;
-- the **in-process runner** (``moodstream run``): the real nodes in one process and executor;
+- the **in-process runner** (``moodstream run``, its own process): the real nodes in one process
+  and executor;
 - the **launched graph**: the process ``ros2 launch moodstream pipeline.launch.py bridge:=false``
   starts (``pipeline_node``: the three stages composed in one process), and with
   ``composed:=false``, ``capture_node``, ``detect_node`` and ``classify_node`` as separate
@@ -31,6 +32,9 @@ import numpy as np
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 STAGES = ("capture", "detect", "classify")
+#: The camera rate of the runs "flat out": capture.fps's highest, above what any of them keeps up
+#: with, so that each goes as fast as it can.
+FLAT_OUT_FPS = 1000.0
 
 
 def cpu_seconds(pid: int | str = "self") -> float:
@@ -164,6 +168,15 @@ def runner(faces: int, fps: float, seconds: float, overrides: dict) -> dict:
         pipeline.close()
 
 
+def runner_in_child(faces: int, fps: float, seconds: float, overrides: dict) -> dict:
+    """The runner in its own process, so that its peak RSS is its own, not the largest of every
+    run before it in this one."""
+    args = [sys.executable, "-m", "moodstream.bench_graph", "--runner-child", str(faces), str(fps), str(seconds),
+            json.dumps(overrides)]
+    out = subprocess.run(args, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 # -- the launched graph ----------------------------------------------------------------------------
 def graph(faces: int, fps: float, seconds: float, overrides: dict, log_dir: Path, user_env: dict,
           composed: bool = True) -> dict:
@@ -265,17 +278,17 @@ def cmd_bench_graph(args: argparse.Namespace) -> int:
     for faces in args.faces:
         runs = {
             f"naive loop @{args.fps:g}": lambda f=faces: naive_in_child(f, args.fps, args.seconds, model_path),
-            f"runner @{args.fps:g}": lambda f=faces: runner(f, args.fps, args.seconds, overrides),
+            f"runner @{args.fps:g}": lambda f=faces: runner_in_child(f, args.fps, args.seconds, overrides),
             f"launched graph @{args.fps:g}": lambda f=faces: graph(f, args.fps, args.seconds, overrides,
                                                                  log_dir / f"{f}face", user_env),
             f"graph, process per stage @{args.fps:g}": lambda f=faces: graph(
                 f, args.fps, args.seconds, overrides, log_dir / f"{f}face-split", user_env, composed=False),
             "naive loop, flat out": lambda f=faces: naive_in_child(f, None, args.seconds, model_path),
-            "runner, flat out": lambda f=faces: runner(f, 240.0, args.seconds, overrides),
-            "launched graph, flat out": lambda f=faces: graph(f, 240.0, args.seconds, overrides,
+            "runner, flat out": lambda f=faces: runner_in_child(f, FLAT_OUT_FPS, args.seconds, overrides),
+            "launched graph, flat out": lambda f=faces: graph(f, FLAT_OUT_FPS, args.seconds, overrides,
                                                             log_dir / f"{f}face-max", user_env),
             "graph, process per stage, flat out": lambda f=faces: graph(
-                f, 240.0, args.seconds, overrides, log_dir / f"{f}face-split-max", user_env, composed=False),
+                f, FLAT_OUT_FPS, args.seconds, overrides, log_dir / f"{f}face-split-max", user_env, composed=False),
         }
         for name, run in runs.items():
             if args.only and not any(word in name for word in args.only):
@@ -305,3 +318,6 @@ def add_parser(sub) -> None:
 if __name__ == "__main__" and len(sys.argv) > 1 and sys.argv[1] == "--naive-child":
     _, _, n_faces, rate, secs, model = sys.argv
     print(json.dumps(naive_loop(int(n_faces), float(rate) or None, float(secs), model)))
+elif __name__ == "__main__" and len(sys.argv) > 1 and sys.argv[1] == "--runner-child":
+    _, _, n_faces, rate, secs, params = sys.argv
+    print(json.dumps(runner(int(n_faces), float(rate), float(secs), json.loads(params))))

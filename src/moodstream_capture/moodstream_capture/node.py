@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import NamedTuple
 
 import numpy as np
 from rclpy.time import Time
@@ -25,13 +26,23 @@ from moodstream_common.ros import IMAGE_QOS, health_config, run_node
 from .calibration import Calibration, load_calibration
 from .sources import SOURCE_KINDS, FrameSource, SourceError, make_source
 
+
+class Grabbed(NamedTuple):
+    """A frame as read, before it is published."""
+
+    frame: np.ndarray
+    stamp: Time  # when the source gave it
+    started: float  # perf_counter when reading began
+    gray: np.ndarray | None  # its gray version, when image_mono had subscribers at the last frame
+
+
 SPECS = {
     "source": Spec("synthetic", "where frames come from", choices=SOURCE_KINDS, read_only=True),
     "device": Spec("0", "webcam index or device path", read_only=True),
     "path": Spec("", "video file or image folder", read_only=True),
     "width": Spec(640, "capture width (pixels)", 16, 8192, read_only=True),
     "height": Spec(480, "capture height (pixels)", 16, 8192, read_only=True),
-    "fps": Spec(30.0, "frames per second", 0.1, 240.0),
+    "fps": Spec(30.0, "frames per second (above what the graph keeps up with: as fast as it goes)", 0.1, 1000.0),
     "loop": Spec(True, "replay a video or image folder", read_only=True),
     "frame_id": Spec("camera_optical_frame", "header frame id (REP-103: z forward, x right, y down)"),
     "camera_info_file": Spec("", "camera_calibration_parsers YAML (path or file:// URL): publish camera_info",
@@ -71,6 +82,9 @@ class CaptureNode(StageNode):
         # Held while the source opens, reads or closes: reads run outside the stage lock (a camera
         # may block for a frame period, or seconds when it stalls), closing waits for them.
         self._source_lock = threading.Lock()
+        # Whether image_mono had subscribers at the last frame: then the next frame is made gray as
+        # it is read, beside the previous frame's processing when the clock reads ahead.
+        self._gray_wanted = True
 
     def setup(self) -> None:
         p = self.params
@@ -143,10 +157,10 @@ class CaptureNode(StageNode):
         self._retry_at = time.monotonic() + delay
         self.get_logger().error(f"{message}; retrying in {delay:.1f} s (attempt {self._backoff.attempts})")
 
-    def grab(self) -> tuple[np.ndarray, Time, float] | None:
-        """The source's next frame, when it was grabbed, and when reading began; None when there is
-        none (finished, waiting for consent, waiting to reopen, failed). (Re)opens the source when
-        due. Runs outside the stage lock, so it touches only the source and its error state."""
+    def grab(self) -> Grabbed | None:
+        """The source's next frame; None when there is none (finished, waiting for consent, waiting
+        to reopen, failed). (Re)opens the source when due. Runs outside the stage lock, so it
+        touches only the source, its error state and the frame."""
         with self._source_lock:
             if self.finished or self._source is None or self.waiting_for_consent:
                 return None
@@ -178,22 +192,24 @@ class CaptureNode(StageNode):
                 self.get_logger().info(f"end of {self._source.description}")
                 self.finished = True
                 return None
-            return frame, grabbed, t0
+        return Grabbed(frame, grabbed, t0, to_gray(frame) if self._gray_wanted else None)
 
-    def publish_frame(self, grabbed: tuple[np.ndarray, Time, float] | None) -> None:
+    def publish_frame(self, grabbed: Grabbed | None) -> None:
         """Publish a frame from :meth:`grab` (under the stage lock), unless the stage stopped or
         consent was revoked while it was read."""
         if grabbed is None or self.publisher is None or self.waiting_for_consent:
             return
-        frame, stamp, t0 = grabbed
-        header = Header(stamp=stamp.to_msg(), frame_id=self.params["frame_id"])
+        frame = grabbed.frame
+        header = Header(stamp=grabbed.stamp.to_msg(), frame_id=self.params["frame_id"])
         if self.publisher.get_subscription_count():
             self.publisher.publish(numpy_to_image(frame, header=header))
-        if self.mono_publisher.get_subscription_count():
-            self.mono_publisher.publish(numpy_to_image(to_gray(frame), "mono8", header))
+        self._gray_wanted = self.mono_publisher.get_subscription_count() > 0
+        if self._gray_wanted:
+            gray = grabbed.gray if grabbed.gray is not None else to_gray(frame)
+            self.mono_publisher.publish(numpy_to_image(gray, "mono8", header))
         if self.info_publisher is not None:
             self.info_publisher.publish(self._camera_info(header, frame.shape[1], frame.shape[0]))
-        self.stats.add_latency("capture", time.perf_counter() - t0)
+        self.stats.add_latency("capture", time.perf_counter() - grabbed.started)
         self.stats.tick()
         if self.params["max_frames"] and self.stats.processed >= self.params["max_frames"]:
             self.finished = True

@@ -13,25 +13,74 @@ never runs beside a parameter change, a lifecycle transition or a consent change
 for long (a camera's read: up to a frame period, or seconds when the camera stalls) goes in
 ``acquire``, called without the lock, so that the executor's callbacks (parameters, diagnostics,
 services) are not held up by it.
+
+When the clock falls behind (the next frame is due before the current tick would end: a rate
+the graph cannot keep, as when replaying a video as fast as it goes), it reads the next frame
+beside the tick, on a second thread, instead of after it: reading (a camera's decode, a video's,
+the synthetic scene's rendering) then overlaps the processing, as a camera driver's own capture
+thread would. At a rate the graph keeps, every frame is read when it is due, so no frame is read
+early and waits.
 """
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 
+class _ReadAhead:
+    """Runs ``acquire`` on a daemon thread of its own, one call at a time, when asked."""
+
+    def __init__(self, acquire: Callable[[], Any], name: str) -> None:
+        self._acquire = acquire
+        self._asked, self._done = threading.Event(), threading.Event()
+        self._value: Any = None
+        self._error: BaseException | None = None
+        self._closed = False
+        threading.Thread(target=self._run, name=name, daemon=True).start()
+
+    def start(self) -> None:
+        self._done.clear()
+        self._asked.set()
+
+    def result(self) -> Any:
+        """What the read :meth:`start` began returned (its exception raised); waits for it."""
+        self._done.wait()
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+    def close(self) -> None:
+        """End the thread, after the read under way if any (its result is dropped)."""
+        self._closed = True
+        self._asked.set()
+
+    def _run(self) -> None:
+        while True:
+            self._asked.wait()
+            self._asked.clear()
+            if self._closed:
+                return
+            try:
+                self._value, self._error = self._acquire(), None
+            except BaseException as err:  # handed to the clock's thread whole
+                self._value, self._error = None, err
+            self._done.set()
+
+
 class FrameClock:
     """Calls ``tick()`` ``rate_hz`` times a second on a thread of its own, under ``lock``; with
     ``acquire``, ``tick(acquire())``, ``acquire`` called without the lock.
 
-    Like an rcl timer, a late tick does not bring a burst of catch-up ticks: the periods missed
-    are skipped. An exception from ``acquire`` or ``tick`` stops the clock and goes to
-    ``on_error`` (called without the lock). After :meth:`stop`, no tick runs, even for what an
-    ``acquire`` already under way returns."""
+    A clock that falls behind does not catch up with a burst of ticks: the next tick starts when
+    the late one ends, and the period counts from there. (An rcl timer waits for its next period
+    boundary instead, which halves the rate of a graph a little slower than its camera.) Behind
+    the clock, ``acquire`` reads the next frame beside the current tick (never two reads at once,
+    always in order). An exception from ``acquire`` or ``tick`` stops the clock
+    and goes to ``on_error`` (called without the lock). After :meth:`stop`, no tick runs, even for
+    what an ``acquire`` already under way returns."""
 
     def __init__(self, rate_hz: float, tick: Callable[..., None], lock, on_error: Callable[[BaseException], None],
                  name: str = "frame-clock", acquire: Callable[[], Any] | None = None) -> None:
@@ -63,17 +112,37 @@ class FrameClock:
         return self._thread.is_alive() and not self._stopped.is_set()
 
     def _run(self) -> None:
+        readers: list[_ReadAhead] = []  # the read-ahead thread, once the clock first falls behind
+        try:
+            self._run_ticks(readers)
+        finally:
+            for reader in readers:
+                reader.close()
+
+    def _run_ticks(self, readers: list[_ReadAhead]) -> None:
         due = time.monotonic()
+        last_tick = 0.0
+        read_ahead = False
         while True:
             delay = due - time.monotonic()
             if delay > 0 and self._stopped.wait(delay):
                 return
             error = None
             try:
-                args = () if self._acquire is None else (self._acquire(),)
+                if read_ahead:
+                    args = (readers[0].result(),)
+                    read_ahead = False
+                else:
+                    args = () if self._acquire is None else (self._acquire(),)
             except BaseException as err:  # handed over whole, to be raised in the executor
                 error = err
             else:
+                if self._acquire is not None and time.monotonic() + last_tick >= due + self.period:
+                    if not readers:
+                        readers.append(_ReadAhead(self._acquire, f"{self._thread.name}-read"))
+                    readers[0].start()  # the next frame, due before this tick would end
+                    read_ahead = True
+                started = time.monotonic()
                 with self._lock:
                     if self._stopped.is_set():
                         return
@@ -81,10 +150,9 @@ class FrameClock:
                         self._tick(*args)
                     except BaseException as err:
                         error = err
+                last_tick = time.monotonic() - started
             if error is not None:
                 self._stopped.set()
                 self._on_error(error)
                 return
-            period = self.period
-            late = time.monotonic() - due
-            due += period * max(1, math.ceil(late / period)) if late > 0 else period
+            due = max(due + self.period, time.monotonic())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 
@@ -52,7 +53,7 @@ def test_an_error_stops_the_clock_and_reaches_on_error_once():
     assert [str(e) for e in errors] == ["the detector broke"] and len(calls) == 2 and not clock.running
 
 
-def test_a_slow_tick_skips_the_periods_it_missed_instead_of_catching_up_in_a_burst():
+def test_a_slow_tick_brings_one_tick_at_once_then_the_period_again_not_a_burst():
     times: list[float] = []
 
     def tick() -> None:
@@ -65,9 +66,25 @@ def test_a_slow_tick_skips_the_periods_it_missed_instead_of_catching_up_in_a_bur
     clock.stop()
     clock.join(5.0)
     slow_end = times[0] + 0.055
-    # A catch-up would run five ticks at once right after the slow one; skipping runs the next at
-    # the first period boundary still ahead, then one per period (a busy machine only delays them).
+    # A catch-up would run five ticks at once right after the slow one; the clock runs one at once,
+    # then one per period (a busy machine only delays them).
     assert sum(1 for t in times[1:] if t - slow_end < 0.025) <= 3, [round(t - times[0], 4) for t in times]
+
+
+def test_a_graph_a_little_slower_than_the_camera_runs_at_its_own_pace_not_every_other_period():
+    starts: list[float] = []
+
+    def tick() -> None:  # 11 ms of work at a period of 10 ms
+        starts.append(time.monotonic())
+        time.sleep(0.011)
+
+    clock = FrameClock(100.0, tick, threading.RLock(), on_error=lambda err: None).start()
+    assert wait_until(lambda: len(starts) >= 21)
+    clock.stop()
+    clock.join(5.0)
+    gaps = sorted(b - a for a, b in itertools.pairwise(starts[1:]))
+    # Waiting for the next period boundary, as an rcl timer does, would start a tick every 20 ms.
+    assert gaps[len(gaps) // 2] < 0.016, [round(g, 4) for g in gaps]
 
 
 def test_a_new_rate_applies_from_the_next_tick():
@@ -131,3 +148,109 @@ def test_an_error_in_acquire_stops_the_clock_and_reaches_on_error():
     clock = FrameClock(100.0, lambda frame: None, threading.RLock(), on_error=errors.append, acquire=acquire).start()
     clock.join(5.0)
     assert [str(e) for e in errors] == ["the camera is gone"] and not clock.running
+
+
+def test_behind_the_clock_the_next_frame_is_read_beside_the_tick_in_order_never_two_reads_at_once():
+    lock = threading.RLock()
+    reading = threading.Lock()
+    overlaps: list[bool] = []  # a read began while a tick ran
+    in_tick = threading.Event()
+    concurrent_reads: list[int] = []
+    counter = iter(range(10**6))
+    ticked: list[int] = []
+
+    def acquire() -> int:
+        if not reading.acquire(blocking=False):
+            concurrent_reads.append(1)
+            reading.acquire()
+        try:
+            overlaps.append(in_tick.is_set())
+            time.sleep(0.002)  # a camera's decode
+            return next(counter)
+        finally:
+            reading.release()
+
+    def tick(frame: int) -> None:
+        in_tick.set()
+        ticked.append(frame)
+        time.sleep(0.004)  # the graph's work: slower than the 500 Hz asked for
+        in_tick.clear()
+
+    clock = FrameClock(500.0, tick, lock, on_error=lambda err: None, acquire=acquire).start()
+    assert wait_until(lambda: len(ticked) >= 20)
+    clock.stop()
+    clock.join(5.0)
+    assert ticked == list(range(len(ticked)))  # every frame read once, ticked once, in order
+    assert not concurrent_reads
+    assert sum(overlaps) >= len(overlaps) // 2, "reads did not overlap the ticks while behind the clock"
+
+
+def test_at_a_rate_the_graph_keeps_every_frame_is_read_when_due_not_ahead():
+    in_tick = threading.Event()
+    overlaps: list[bool] = []
+    ticked: list[float] = []
+
+    def acquire() -> float:
+        overlaps.append(in_tick.is_set())
+        return time.monotonic()
+
+    def tick(read_at: float) -> None:
+        in_tick.set()
+        ticked.append(time.monotonic() - read_at)
+        time.sleep(0.001)
+        in_tick.clear()
+
+    clock = FrameClock(50.0, tick, threading.RLock(), on_error=lambda err: None, acquire=acquire).start()
+    assert wait_until(lambda: len(ticked) >= 8)
+    clock.stop()
+    clock.join(5.0)
+    assert not any(overlaps), "a frame was read ahead at a rate the graph keeps"
+
+
+def test_an_error_in_a_read_ahead_stops_the_clock_and_no_later_tick_runs():
+    errors: list[BaseException] = []
+    ticked: list[int] = []
+    counter = iter(range(10**6))
+
+    def acquire() -> int:
+        n = next(counter)
+        if n == 5:
+            raise OSError("the camera is gone")
+        return n
+
+    def tick(frame: int) -> None:
+        ticked.append(frame)
+        time.sleep(0.003)  # behind the 1 kHz clock: frames are read ahead
+
+    clock = FrameClock(1000.0, tick, threading.RLock(), on_error=errors.append, acquire=acquire).start()
+    clock.join(5.0)
+    assert [str(e) for e in errors] == ["the camera is gone"] and not clock.running
+    assert ticked == [0, 1, 2, 3, 4]
+
+
+def test_what_a_read_ahead_returns_after_a_stop_is_not_ticked_and_its_thread_ends():
+    lock = threading.RLock()
+    go_on = threading.Event()
+    counter = iter(range(10**6))
+    ticked: list[int] = []
+    blocked = threading.Event()
+
+    def acquire() -> int:
+        n = next(counter)
+        if n == 3:  # read ahead (the clock is behind), then held up
+            blocked.set()
+            go_on.wait(10)
+        return n
+
+    def tick(frame: int) -> None:
+        ticked.append(frame)
+        time.sleep(0.003)
+
+    clock = FrameClock(1000.0, tick, lock, on_error=lambda err: None, acquire=acquire, name="held-up").start()
+    assert blocked.wait(5)
+    with lock:
+        clock.stop()
+    go_on.set()
+    clock.join(5.0)
+    assert ticked == [0, 1, 2] and not clock.running
+    assert wait_until(lambda: not any(t.name == "held-up-read" for t in threading.enumerate()))

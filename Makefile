@@ -1,6 +1,6 @@
 # MoodStream: two commands do all the set-up on a fresh machine.
 #   make demo   venv + ROS 2 from PyPI + messages + packages, then `moodstream demo`
-#   make test   the same plus test tools, then ruff and the whole test suite
+#   make test   the same plus test tools, then ruff, the whole test suite and the training tests
 SHELL := /bin/bash
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -19,6 +19,7 @@ demo: setup
 test: setup-test
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
+	bash scripts/test-training.sh
 
 lint: setup-test
 	$(BIN)/ruff check .
@@ -42,4 +43,4 @@ model:
 	PATH=$(CURDIR)/.venv-train/bin:$$PATH bash models/training/reproduce.sh
 
 clean:
-	rm -rf build $(VENV) .pytest_cache .ruff_cache moodstream-demo.png
+	rm -rf build $(VENV) .venv-train-test .pytest_cache .ruff_cache moodstream-demo.png

@@ -17,14 +17,20 @@
 # bf16 autocast: about 3.1 min per teacher epoch, 1.6 min per distillation epoch.
 #
 #   BUDGET_MINUTES=150 nice -n 19 bash models/training/cpu_campaign.sh
+#
+# (The variables below other than BUDGET_MINUTES, DATA and PYTHON exist for the tests, which run
+# the same steps on a tiny network.)
 set -uo pipefail
 cd "$(dirname "$0")"
 BUDGET_MINUTES=${BUDGET_MINUTES:-150}
 DATA=${DATA:-$(cd ../../.. && pwd)/shared/data/fer2013}
 PYTHON=${PYTHON:-python3}
-CAMPAIGN=checkpoints/campaign
-TEACHER="64,64|128,128|256,256|512,512"
-STUDENT="32|64|128,128|256,256"
+CAMPAIGN=${CAMPAIGN:-checkpoints/campaign}
+TEACHER=${TEACHER:-"64,64|128,128|256,256|512,512"}
+STUDENT=${STUDENT:-"32|64|128,128|256,256"}
+TEACHER_EPOCHS=${TEACHER_EPOCHS:-60}
+STUDENT_EPOCHS=${STUDENT_EPOCHS:-80}
+read -r -a EXTRA <<< "${EXTRA_ARGS:-}"
 BUDGET_SPENT=75  # moodstream_train.train.BUDGET_SPENT
 deadline=$(($(date +%s) + BUDGET_MINUTES * 60))
 
@@ -40,7 +46,7 @@ step() {
   mkdir -p "$CAMPAIGN/$name"
   echo "$name: up to $left min, log $CAMPAIGN/$name/log.txt"
   "$PYTHON" -W ignore -m moodstream_train.train --data "$DATA" --out "$CAMPAIGN/$name" --resume \
-    --stop-after-minutes "$left" "$@" >> "$CAMPAIGN/$name/log.txt" 2>&1
+    --stop-after-minutes "$left" "${EXTRA[@]}" "$@" >> "$CAMPAIGN/$name/log.txt" 2>&1
   local status=$?
   if [ "$status" -eq "$BUDGET_SPENT" ]; then
     echo "$name: budget spent, state saved in $CAMPAIGN/$name/last.pt: call again to go on"
@@ -55,9 +61,9 @@ step() {
   tail -1 "$CAMPAIGN/$name/log.txt" | cut -c1-300
 }
 
-step teacher_a --spec "$TEACHER" --epochs 60 --seed 1234
-step student_a --spec "$STUDENT" --epochs 80 --seed 1234 --teacher "$CAMPAIGN/teacher_a/final.pt"
-step teacher_b --spec "$TEACHER" --epochs 60 --seed 2027
-step student_ab --spec "$STUDENT" --epochs 80 --seed 1234 \
+step teacher_a --spec "$TEACHER" --epochs "$TEACHER_EPOCHS" --seed 1234
+step student_a --spec "$STUDENT" --epochs "$STUDENT_EPOCHS" --seed 1234 --teacher "$CAMPAIGN/teacher_a/final.pt"
+step teacher_b --spec "$TEACHER" --epochs "$TEACHER_EPOCHS" --seed 2027
+step student_ab --spec "$STUDENT" --epochs "$STUDENT_EPOCHS" --seed 1234 \
   --teacher "$CAMPAIGN/teacher_a/final.pt" "$CAMPAIGN/teacher_b/final.pt"
 echo "campaign complete: choose on the validation split (summary.json of each step), then SWA and export"

@@ -1,0 +1,181 @@
+"""The training scripts (issue 14): the validation protocol, checkpoints that resume exactly, time
+budgets, ensemble distillation, and the CPU campaign that runs them session after session.
+
+They train real networks with PyTorch on a small synthetic FER2013-shaped archive (tiny specs, a
+few epochs), so they need the training requirements: ``scripts/test-training.sh`` makes a venv
+with PyTorch's CPU build and runs them (``make test`` calls it)."""
+
+from __future__ import annotations
+
+import io
+import json
+import lzma
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from moodstream_train import train
+from moodstream_train.data import LABELS, load_split, stratified_holdout
+from moodstream_train.train import BUDGET_SPENT, distillation_loss, save_atomically
+
+TRAINING = Path(__file__).resolve().parents[1]
+FER_NAMES = np.array(["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"])
+TINY = ["--spec", "4|8", "--batch", "32", "--threads", "1", "--precision", "fp32"]
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory) -> Path:
+    """A FER2013-shaped Training archive: 7 classes (disgust among them) of 60 faces each, every
+    class a brighter or darker blob on noise, so that a tiny network learns something."""
+    rng = np.random.default_rng(0)
+    images, labels = [], []
+    for fer_index in range(len(FER_NAMES)):
+        for _ in range(60):
+            face = rng.integers(0, 80, (48, 48)).astype(np.int32)
+            face[8 + fer_index * 4 : 24 + fer_index * 4, 12:36] += 100 + 10 * fer_index
+            images.append(np.clip(face, 0, 255).astype(np.uint8))
+            labels.append(fer_index)
+    buffer = io.BytesIO()
+    np.savez(buffer, images=np.stack(images), labels=np.array(labels, dtype=np.uint8),
+             ids=np.arange(len(labels)), label_names=FER_NAMES)
+    folder = tmp_path_factory.mktemp("fer2013")
+    with lzma.open(folder / "fer2013_Training.npz.xz", "wb") as fh:
+        fh.write(buffer.getvalue())
+    return folder
+
+
+def run_train(data_dir: Path, out: Path, *args: str) -> int:
+    """``python -m moodstream_train.train`` in-process; its exit status (0 when it returns)."""
+    try:
+        train.main(["--data", str(data_dir), "--out", str(out), *TINY, *args])
+    except SystemExit as stop:
+        return stop.code if isinstance(stop.code, int) else 1
+    return 0
+
+
+def test_the_six_classes_are_read_in_moodstream_order_without_disgust(data_dir):
+    images, labels = load_split(data_dir, "Training")
+    assert images.shape == (360, 48, 48) and images.dtype == np.uint8
+    assert sorted(set(labels.tolist())) == list(range(len(LABELS)))
+    # FER2013's "happy" (index 3 there) is MoodStream's first label.
+    assert LABELS[0] == "happy" and np.count_nonzero(labels == 0) == 60
+
+
+def test_the_validation_split_is_a_tenth_of_every_class_and_depends_on_the_split_seed_alone(data_dir, tmp_path,
+                                                                                           monkeypatch):
+    labels = np.repeat(np.arange(6), [100, 50, 40, 30, 20, 11])
+    train_idx, val_idx = stratified_holdout(labels, 0.10, 1234)
+    assert set(train_idx).isdisjoint(val_idx) and len(train_idx) + len(val_idx) == len(labels)
+    assert [int(np.count_nonzero(labels[val_idx] == c)) for c in range(6)] == [10, 5, 4, 3, 2, 1]
+    assert np.array_equal(val_idx, stratified_holdout(labels, 0.10, 1234)[1])
+
+    seen = []
+    real = train.stratified_holdout
+    monkeypatch.setattr(train, "stratified_holdout", lambda *a: seen.append(a[1:]) or real(*a))
+    assert run_train(data_dir, tmp_path / "a", "--epochs", "1", "--seed", "1") == 0
+    assert run_train(data_dir, tmp_path / "b", "--epochs", "1", "--seed", "2") == 0
+    assert seen == [(0.10, 1234), (0.10, 1234)]  # the network's seed changes, the split does not
+    summary = json.loads((tmp_path / "a" / "summary.json").read_text())
+    assert (summary["val_fraction"], summary["split_seed"], summary["heldout_images"]) == (0.10, 1234, 36)
+
+
+def test_a_run_stopped_at_its_time_budget_resumes_to_exactly_the_weights_of_an_unbroken_run(data_dir, tmp_path):
+    assert run_train(data_dir, tmp_path / "whole", "--epochs", "3") == 0
+    # A budget smaller than one epoch: the run stops after its first epoch, its state saved.
+    assert run_train(data_dir, tmp_path / "cut", "--epochs", "3", "--stop-after-minutes", "0.0001") == BUDGET_SPENT
+    assert not (tmp_path / "cut" / "final.pt").exists()
+    assert torch.load(tmp_path / "cut" / "last.pt", weights_only=False)["epoch"] == 1
+    assert run_train(data_dir, tmp_path / "cut", "--epochs", "3", "--resume") == 0
+    whole = torch.load(tmp_path / "whole" / "final.pt", weights_only=False)
+    resumed = torch.load(tmp_path / "cut" / "final.pt", weights_only=False)
+    assert whole["model"].keys() == resumed["model"].keys()
+    for name, tensor in whole["model"].items():
+        assert torch.equal(tensor, resumed["model"][name]), name
+    history = torch.load(tmp_path / "cut" / "last.pt", weights_only=False)["history"]
+    assert [h["epoch"] for h in history] == [1, 2, 3]
+
+
+def test_a_run_cannot_be_resumed_with_another_schedule(data_dir, tmp_path):
+    assert run_train(data_dir, tmp_path / "r", "--epochs", "3", "--stop-after-minutes", "0.0001") == BUDGET_SPENT
+    with pytest.raises(SystemExit, match="belongs to a run of 3 epochs"):
+        train.main(["--data", str(data_dir), "--out", str(tmp_path / "r"), *TINY, "--epochs", "5", "--resume"])
+
+
+def test_an_ensemble_teaches_the_mean_of_its_members_softened_distributions():
+    torch.manual_seed(0)
+    student, a, b = torch.randn(8, 6), torch.randn(8, 6), torch.randn(8, 6)
+    assert torch.allclose(distillation_loss(student, [a, a], 4.0), distillation_loss(student, a, 4.0))
+    target = (torch.softmax(a / 4.0, 1) + torch.softmax(b / 4.0, 1)) / 2
+    expected = (target * (target.log() - torch.log_softmax(student / 4.0, 1))).sum(1).mean() * 16.0
+    assert torch.allclose(distillation_loss(student, [a, b], 4.0), expected, atol=1e-6)
+
+
+def test_a_student_learns_from_two_teachers_of_its_split_and_refuses_one_of_another(data_dir, tmp_path):
+    assert run_train(data_dir, tmp_path / "t1", "--epochs", "1", "--seed", "1") == 0
+    # A teacher cut short by its budget hands on its last checkpoint, which carries its split.
+    assert run_train(data_dir, tmp_path / "t2", "--epochs", "2", "--seed", "2",
+                     "--stop-after-minutes", "0.0001") == BUDGET_SPENT
+    assert run_train(data_dir, tmp_path / "s", "--epochs", "1", "--teacher", str(tmp_path / "t1" / "final.pt"),
+                     str(tmp_path / "t2" / "last.pt")) == 0
+    summary = json.loads((tmp_path / "s" / "summary.json").read_text())
+    assert summary["teacher"] == [str(tmp_path / "t1" / "final.pt"), str(tmp_path / "t2" / "last.pt")]
+
+    assert run_train(data_dir, tmp_path / "t5", "--epochs", "1", "--val-fraction", "0.05") == 0
+    with pytest.raises(SystemExit, match="another validation split"):
+        train.main(["--data", str(data_dir), "--out", str(tmp_path / "s2"), *TINY, "--epochs", "1",
+                    "--teacher", str(tmp_path / "t5" / "final.pt")])
+
+
+def test_a_checkpoint_write_cut_short_leaves_the_previous_checkpoint_whole(tmp_path, monkeypatch):
+    path = tmp_path / "last.pt"
+    save_atomically({"epoch": 1}, path)
+
+    def torn_save(state, target):  # the disk fills, or the run is killed, half-way through
+        Path(target).write_bytes(b"half a checkpoint")
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(torch, "save", torn_save)
+    with pytest.raises(OSError):
+        save_atomically({"epoch": 2}, path)
+    monkeypatch.undo()
+    assert torch.load(path, weights_only=False) == {"epoch": 1}
+
+
+def test_bf16_is_used_only_where_the_device_runs_it_fast():
+    assert train.bf16_runs_fast(torch.device("cpu")) == any(
+        getattr(torch.cpu, name, lambda: False)() for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
+    assert train.bf16_runs_fast(torch.device("meta")) is False
+
+
+def test_the_cpu_campaign_runs_its_steps_in_order_and_a_second_call_finds_them_done(data_dir, tmp_path):
+    env = {**os.environ, "PYTHON": sys.executable, "DATA": str(data_dir), "CAMPAIGN": str(tmp_path / "campaign"),
+           "TEACHER": "4|8", "STUDENT": "4", "TEACHER_EPOCHS": "2", "STUDENT_EPOCHS": "1", "BUDGET_MINUTES": "30",
+           "EXTRA_ARGS": "--batch 32 --threads 1 --precision fp32"}
+    first = subprocess.run(["bash", str(TRAINING / "cpu_campaign.sh")], env=env, capture_output=True, text=True,
+                           timeout=600)
+    assert first.returncode == 0, first.stdout + first.stderr
+    steps = ["teacher_a", "student_a", "teacher_b", "student_ab"]
+    assert [line.split(":")[0] for line in first.stdout.splitlines() if line.endswith("log.txt")] == steps
+    for step in steps:
+        assert (tmp_path / "campaign" / step / "final.pt").is_file()
+        assert not (tmp_path / "campaign" / step / "last.pt").exists()  # the optimizer state is dropped
+    student = json.loads((tmp_path / "campaign" / "student_ab" / "summary.json").read_text())
+    assert [Path(t).parent.name for t in student["teacher"]] == ["teacher_a", "teacher_b"]
+    second = subprocess.run(["bash", str(TRAINING / "cpu_campaign.sh")], env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert second.returncode == 0 and "campaign complete" in second.stdout and "log.txt" not in second.stdout
+
+
+def test_the_campaign_stops_at_its_budget_and_says_how_to_go_on(data_dir, tmp_path):
+    env = {**os.environ, "PYTHON": sys.executable, "DATA": str(data_dir), "CAMPAIGN": str(tmp_path / "campaign"),
+           "BUDGET_MINUTES": "4"}
+    result = subprocess.run(["bash", str(TRAINING / "cpu_campaign.sh")], env=env, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0
+    assert "budget spent before teacher_a: call again to go on" in result.stdout
+    assert not (tmp_path / "campaign").exists()

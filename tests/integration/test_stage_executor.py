@@ -170,6 +170,33 @@ def test_a_stalled_camera_holds_up_no_other_callback(context):
         executor.shutdown()
 
 
+def test_a_read_that_begins_after_deactivation_does_not_reopen_the_camera(context):
+    # A read-ahead (or a clock) thread that reaches the source just after a deactivation closed it
+    # must not open it again: the camera would stay held by an inactive node.
+    executor = StageExecutor(context=context)
+    capture = CaptureNode(context=context, parameter_overrides=[Parameter("fps", value=30.0)])
+    camera = StalledCamera()
+    camera.go_on.set()
+    opened = []
+    camera.open = lambda: opened.append(True)  # type: ignore[method-assign]
+    try:
+        with executor.lock:
+            capture.trigger_configure()
+            capture._source = camera
+            capture.trigger_activate()
+        assert spin_until(executor, lambda: opened, timeout=10)
+        with executor.lock:
+            capture.trigger_deactivate()
+        assert camera.closed
+        count = len(opened)
+        assert capture.grab() is None  # as a thread that was already on its way would call it
+        assert len(opened) == count and camera.closed
+    finally:
+        with executor.lock:
+            capture.destroy_node()
+        executor.shutdown()
+
+
 def test_capture_keeps_a_ros_timer_beside_any_other_executor(context):
     executor = SingleThreadedExecutor(context=context)
     capture = CaptureNode(context=context, parameter_overrides=[Parameter("fps", value=50.0)])

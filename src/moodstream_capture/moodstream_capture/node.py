@@ -82,6 +82,7 @@ class CaptureNode(StageNode):
         # Held while the source opens, reads or closes: reads run outside the stage lock (a camera
         # may block for a frame period, or seconds when it stalls), closing waits for them.
         self._source_lock = threading.Lock()
+        self._capturing = False  # between start() and stop(): a read may (re)open the source
         # Whether image_mono had subscribers at the last frame: then the next frame is made gray as
         # it is read, beside the previous frame's processing when the clock reads ahead.
         self._gray_wanted = True
@@ -101,11 +102,13 @@ class CaptureNode(StageNode):
     def start(self) -> None:
         self.finished, self._last_error, self._retry_at = False, "", 0.0
         self._backoff.reset()
+        self._capturing = True
         # A frame every 1/fps s, on a thread of its own where the executor allows it; the source
         # is read outside the stage lock, so a slow or stalled camera holds up no other callback.
         self.ticker = self.start_ticking(self.params["fps"], self.publish_frame, acquire=self.grab)
 
     def stop(self) -> None:
+        self._capturing = False  # a read that begins from now on opens nothing
         if self.ticker is not None:
             self.ticker.stop()
             self.ticker = None
@@ -162,7 +165,7 @@ class CaptureNode(StageNode):
         to reopen, failed). (Re)opens the source when due. Runs outside the stage lock, so it
         touches only the source, its error state and the frame."""
         with self._source_lock:
-            if self.finished or self._source is None or self.waiting_for_consent:
+            if not self._capturing or self.finished or self._source is None or self.waiting_for_consent:
                 return None
             if not self._opened:
                 if time.monotonic() < self._retry_at:

@@ -137,15 +137,16 @@ class FrameClock:
             except BaseException as err:  # handed over whole, to be raised in the executor
                 error = err
             else:
-                if self._acquire is not None and time.monotonic() + last_tick >= due + self.period:
-                    if not readers:
-                        readers.append(_ReadAhead(self._acquire, f"{self._thread.name}-read"))
-                    readers[0].start()  # the next frame, due before this tick would end
-                    read_ahead = True
                 started = time.monotonic()
                 with self._lock:
                     if self._stopped.is_set():
                         return
+                    # Started under the lock, after the check: no read begins after a stop.
+                    if self._acquire is not None and started + last_tick >= due + self.period:
+                        if not readers:
+                            readers.append(_ReadAhead(self._acquire, f"{self._thread.name}-read"))
+                        readers[0].start()  # the next frame, due before this tick would end
+                        read_ahead = True
                     try:
                         self._tick(*args)
                     except BaseException as err:

@@ -253,4 +253,6 @@ def test_what_a_read_ahead_returns_after_a_stop_is_not_ticked_and_its_thread_end
     go_on.set()
     clock.join(5.0)
     assert ticked == [0, 1, 2] and not clock.running
+    time.sleep(0.05)
+    assert next(counter) == 4, "a read began after the stop"
     assert wait_until(lambda: not any(t.name == "held-up-read" for t in threading.enumerate()))

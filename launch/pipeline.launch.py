@@ -24,8 +24,9 @@ parameters file and node parameters; its flags for these arguments are spelled d
     composed:=true|false        always composed (one process)
 
 A stage that dies is started again after 2 s. Fast DDS gets MoodStream's shared-memory profiles
-(FASTDDS_/FASTRTPS_DEFAULT_PROFILES_FILE): a 32 MB segment for the processes that publish images,
-2 MB for the others; unless you set either variable yourself.
+(FASTDDS_/FASTRTPS_DEFAULT_PROFILES_FILE): an 8 MB segment for the processes that publish images
+(fastdds_large_images.xml, 32 MB, for cameras larger than 1280x720), 2 MB for the others; unless
+you set either variable yourself.
 """
 
 from pathlib import Path

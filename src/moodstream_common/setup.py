@@ -9,7 +9,8 @@ setup(
     data_files=[
         ("share/ament_index/resource_index/packages", ["resource/" + package_name]),
         ("share/" + package_name, ["package.xml"]),
-        ("share/" + package_name + "/config", ["config/fastdds.xml", "config/fastdds_results.xml"]),
+        ("share/" + package_name + "/config", ["config/fastdds.xml", "config/fastdds_results.xml",
+                                                    "config/fastdds_large_images.xml"]),
     ],
     install_requires=["setuptools"],
     extras_require={"test": ["pytest"]},  # colcon test runs test/ with pytest

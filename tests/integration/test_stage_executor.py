@@ -197,6 +197,45 @@ def test_a_read_that_begins_after_deactivation_does_not_reopen_the_camera(contex
         executor.shutdown()
 
 
+@pytest.mark.parametrize("viewer_in_this_process", [False, True])
+def test_frames_too_large_for_the_default_shared_memory_segment_are_reported_once(context, monkeypatch,
+                                                                                   viewer_in_this_process):
+    from moodstream_common.environment import dds_profile
+
+    monkeypatch.setenv("FASTDDS_DEFAULT_PROFILES_FILE", str(dds_profile("capture")))  # what the launch file sets
+    executor = StageExecutor(context=context)
+    capture = CaptureNode(context=context, parameter_overrides=[
+        Parameter("fps", value=30.0), Parameter("width", value=1920), Parameter("height", value=1080)])
+    viewer = Node("big_viewer", context=context)
+    frames: list[Image] = []
+    viewer.create_subscription(Image, "image_raw", frames.append, IMAGE_QOS)
+    if viewer_in_this_process:  # composed with capture: the frames never touch shared memory
+        LocalBus.of(context).nodes.add(viewer.get_fully_qualified_name())
+    warnings: list[str] = []
+    logger = capture.get_logger()
+    monkeypatch.setattr(capture, "get_logger", lambda: type("Logger", (), {
+        "warning": lambda self, msg, **kw: warnings.append(msg),
+        "info": lambda self, msg, **kw: logger.info(msg),
+        "error": lambda self, msg, **kw: logger.error(msg)})())
+    try:
+        with executor.lock:
+            capture.trigger_configure()
+            capture.trigger_activate()
+        executor.add_node(capture)
+        executor.add_node(viewer)
+        assert spin_until(executor, lambda: len(frames) >= 5)
+        spin_until(executor, lambda: False, timeout=1.5)  # more frames: the advice is given once
+        if viewer_in_this_process:
+            assert warnings == []
+        else:
+            assert len(warnings) == 1 and "6.2 MB" in warnings[0] and "fastdds_large_images.xml" in warnings[0]
+    finally:
+        with executor.lock:
+            capture.destroy_node()
+        viewer.destroy_node()
+        executor.shutdown()
+
+
 def test_capture_keeps_a_ros_timer_beside_any_other_executor(context):
     executor = SingleThreadedExecutor(context=context)
     capture = CaptureNode(context=context, parameter_overrides=[Parameter("fps", value=50.0)])

@@ -153,12 +153,12 @@ def test_each_process_gets_the_dds_profile_for_what_it_publishes(workspace):
     outside = Collector("profile_watcher")
     try:
         outside.subscribe(Emotion, "/emotion", RESULT_QOS)
-        # Frames cross from capture's 32 MB segment to detect, which has a 2 MB one of its own.
+        # Frames cross from capture's 8 MB segment to detect, which has a 2 MB one of its own.
         assert wait_for_emotion(outside, "/emotion", 90), launch.output()[-4000:]
         segments = {exe: shm_segment_of(pid_of(launch, exe))
                     for exe in ("capture_node", "detect_node", "classify_node", "bridge_node", "console_node")}
         mib = 1 << 20
-        assert segments == {"capture_node": 32 * mib, "classify_node": 32 * mib,  # they publish images
+        assert segments == {"capture_node": 8 * mib, "classify_node": 8 * mib,  # they publish images
                             "detect_node": 2 * mib, "bridge_node": 2 * mib, "console_node": 2 * mib}, segments
     finally:
         outside.close()

@@ -16,8 +16,10 @@ from std_msgs.msg import Header
 
 from moodstream_common.backoff import Backoff
 from moodstream_common.consent import ConsentListener
+from moodstream_common.environment import LARGEST_FRAME_FOR_DEFAULT_PROFILE, large_frame_advice
 from moodstream_common.image_conv import numpy_to_image
 from moodstream_common.lifecycle import StageNode
+from moodstream_common.local_bus import LocalBus
 from moodstream_common.parameters import HEALTH_SPECS, Spec, defaults
 from moodstream_common.policy import POLICY_SPECS
 from moodstream_common.preprocess import to_gray
@@ -83,6 +85,7 @@ class CaptureNode(StageNode):
         # may block for a frame period, or seconds when it stalls), closing waits for them.
         self._source_lock = threading.Lock()
         self._capturing = False  # between start() and stop(): a read may (re)open the source
+        self._frame_size_checked, self._next_size_check = False, 0.0
         # Whether image_mono had subscribers at the last frame: then the next frame is made gray as
         # it is read, beside the previous frame's processing when the clock reads ahead.
         self._gray_wanted = True
@@ -206,16 +209,34 @@ class CaptureNode(StageNode):
         header = Header(stamp=grabbed.stamp.to_msg(), frame_id=self.params["frame_id"])
         if self.publisher.get_subscription_count():
             self.publisher.publish(numpy_to_image(frame, header=header))
+            self._check_frame_size(frame.nbytes, self.publisher)
         self._gray_wanted = self.mono_publisher.get_subscription_count() > 0
         if self._gray_wanted:
             gray = grabbed.gray if grabbed.gray is not None else to_gray(frame)
             self.mono_publisher.publish(numpy_to_image(gray, "mono8", header))
+            self._check_frame_size(gray.nbytes, self.mono_publisher.dds)
         if self.info_publisher is not None:
             self.info_publisher.publish(self._camera_info(header, frame.shape[1], frame.shape[0]))
         self.stats.add_latency("capture", time.perf_counter() - grabbed.started)
         self.stats.tick()
         if self.params["max_frames"] and self.stats.processed >= self.params["max_frames"]:
             self.finished = True
+
+    def _check_frame_size(self, nbytes: int, publisher) -> None:
+        """Once: say so when frames too large for the default Fast DDS profile's segment go to a
+        subscriber in another process (checked at most once a second)."""
+        now = time.monotonic()
+        if self._frame_size_checked or nbytes <= LARGEST_FRAME_FOR_DEFAULT_PROFILE or now < self._next_size_check:
+            return
+        self._next_size_check = now + 1.0
+        here = LocalBus.of(self.context).nodes
+        elsewhere = [info for info in self.get_subscriptions_info_by_topic(publisher.topic_name)
+                     if f"{info.node_namespace.rstrip('/')}/{info.node_name}" not in here]
+        if elsewhere:
+            self._frame_size_checked = True
+            advice = large_frame_advice(nbytes)
+            if advice:
+                self.get_logger().warning(advice)
 
     def _camera_info(self, header: Header, width: int, height: int) -> CameraInfo:
         c = self.calibration

@@ -171,3 +171,19 @@ def test_the_model_json_names_its_preprocessing_and_calibration(tmp_path, models
         (folder / "emotion.json").write_text(json.dumps(meta))
         with pytest.raises(ModelError, match=message):
             EmotionModel(folder / "emotion.tflite")
+
+
+def test_a_frames_faces_share_one_interpreter_and_a_large_batch_gets_its_own(models_dir):
+    # Each interpreter holds its own unpacked weights (10 MB): the few faces of a frame go one by
+    # one through the batch-1 interpreter, as fast here as a batch; evaluation's batches of hundreds
+    # still run as batches.
+    model = EmotionModel(models_dir / "emotion.tflite", runtime="tflite")
+    rng = np.random.default_rng(3)
+    for n in (2, 3, 5, 8):
+        faces = rng.random((n, 48, 48, 1), dtype=np.float32)
+        together = model.predict(faces)
+        alone = np.concatenate([model.predict(faces[i : i + 1]) for i in range(n)])
+        assert np.allclose(together, alone, atol=1e-6)
+    assert sorted(model._interpreters) == [1]
+    model.predict(rng.random((20, 48, 48, 1), dtype=np.float32))
+    assert sorted(model._interpreters) == [1, 32]

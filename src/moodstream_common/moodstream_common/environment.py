@@ -30,12 +30,17 @@ def prepare_environment() -> None:
 IMAGE_PUBLISHERS = frozenset({"capture", "classify", "pipeline", "runner"})
 
 
-def dds_profile(process: str = "pipeline") -> Path | None:
+#: The largest frame (bgr8 bytes) measured to cross between processes through the 8 MB segment of
+#: ``fastdds.xml`` as well as through 32 MB: 1280x720. Larger ones need ``fastdds_large_images.xml``.
+LARGEST_FRAME_FOR_DEFAULT_PROFILE = 1280 * 720 * 3
+
+
+def dds_profile(process: str = "pipeline", name: str | None = None) -> Path | None:
     """MoodStream's Fast DDS profile for ``process``, as installed by moodstream_common: for a
-    process that publishes images, a 32 MB shared-memory segment (with Fast DDS's default one,
+    process that publishes images, an 8 MB shared-memory segment (with Fast DDS's default one,
     most 640x480 frames between processes are lost); for the others a 2 MB one, since a process's
-    own segment is resident in full from its start."""
-    name = "fastdds.xml" if process in IMAGE_PUBLISHERS else "fastdds_results.xml"
+    own segment is resident in full from its start. ``name``: that file of the same folder."""
+    name = name or ("fastdds.xml" if process in IMAGE_PUBLISHERS else "fastdds_results.xml")
     try:
         from ament_index_python.packages import get_package_share_directory
 
@@ -43,6 +48,21 @@ def dds_profile(process: str = "pipeline") -> Path | None:
     except (ImportError, LookupError, OSError):
         return None
     return profile if profile.is_file() else None
+
+
+def large_frame_advice(frame_bytes: int, env: Mapping[str, str] = os.environ) -> str | None:
+    """What to do when frames of ``frame_bytes`` go to other processes through MoodStream's default
+    image profile, whose segment was measured good up to 1280x720; None when nothing is needed (a
+    smaller frame, or a profile the user chose)."""
+    default = dds_profile("capture")
+    chosen = [env[name] for name in PROFILE_VARIABLES if env.get(name)]
+    if frame_bytes <= LARGEST_FRAME_FOR_DEFAULT_PROFILE or default is None or chosen != [str(default)]:
+        return None
+    large = dds_profile(name="fastdds_large_images.xml")
+    return (f"frames of {frame_bytes / 1e6:.1f} MB go to other processes through the 8 MB shared-memory "
+            f"segment of {default}, which loses some of them with several subscribers: start the graph with "
+            f"{profile_variable(env.get('ROS_DISTRO'))}={large} (32 MB), or compose the stages "
+            "(composed:=true) so that frames stay in-process")
 
 
 def profile_variable(ros_distro: str | None) -> str:

@@ -155,11 +155,11 @@ def test_the_benchmarks_run_and_report(tmp_path):
     bench = json.loads((tmp_path / "bench.json").read_text())
     assert bench["pipeline"]["frames"] >= 25 and bench["naive"]["frames"] == 30
     out = subprocess.run([moodstream, "bench-graph", "--faces", "1", "--seconds", "2", "--only", "naive loop @",
-                          "launched graph @", "--log-dir", str(tmp_path / "logs"), "--json",
+                          "runner @", "launched graph @", "--log-dir", str(tmp_path / "logs"), "--json",
                           str(tmp_path / "graph.json")], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
     runs = json.loads((tmp_path / "graph.json").read_text())["runs"]
-    assert set(runs) == {"1 face(s), naive loop @30", "1 face(s), launched graph @30"}
+    assert set(runs) == {"1 face(s), naive loop @30", "1 face(s), runner @30", "1 face(s), launched graph @30"}
     for run in runs.values():
         assert run["frames"] > 0 and run["cpu_ms_per_frame"]["total"] > 0 and run["faces_per_frame"] > 0.5
     assert set(runs["1 face(s), launched graph @30"]["cpu_ms_per_frame"]) == {"pipeline", "total"}

@@ -104,9 +104,14 @@ def naive_loop(faces: int, fps: float | None, seconds: float, model_path: str) -
 
 def naive_in_child(faces: int, fps: float | None, seconds: float, model_path: str) -> dict:
     """The naive loop in its own process, so that its RSS and CPU are its own."""
-    args = [sys.executable, "-m", "moodstream.bench_graph", "--naive-child", str(faces), str(fps or 0), str(seconds),
-            model_path]
-    out = subprocess.run(args, capture_output=True, text=True, check=True)
+    return _child_result(["--naive-child", str(faces), str(fps or 0), str(seconds), model_path])
+
+
+def _child_result(args: list[str]) -> dict:
+    """The JSON a child run of this module prints last; its own error when it fails."""
+    out = subprocess.run([sys.executable, "-m", "moodstream.bench_graph", *args], capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"the benchmark's child run {args[0]} failed (exit {out.returncode}):\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -171,10 +176,7 @@ def runner(faces: int, fps: float, seconds: float, overrides: dict) -> dict:
 def runner_in_child(faces: int, fps: float, seconds: float, overrides: dict) -> dict:
     """The runner in its own process, so that its peak RSS is its own, not the largest of every
     run before it in this one."""
-    args = [sys.executable, "-m", "moodstream.bench_graph", "--runner-child", str(faces), str(fps), str(seconds),
-            json.dumps(overrides)]
-    out = subprocess.run(args, capture_output=True, text=True, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return _child_result(["--runner-child", str(faces), str(fps), str(seconds), json.dumps(overrides)])
 
 
 # -- the launched graph ----------------------------------------------------------------------------

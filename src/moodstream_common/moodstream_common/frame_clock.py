@@ -78,9 +78,9 @@ class FrameClock:
     the late one ends, and the period counts from there. (An rcl timer waits for its next period
     boundary instead, which halves the rate of a graph a little slower than its camera.) Behind
     the clock, ``acquire`` reads the next frame beside the current tick (never two reads at once,
-    always in order). An exception from ``acquire`` or ``tick`` stops the clock
-    and goes to ``on_error`` (called without the lock). After :meth:`stop`, no tick runs, even for
-    what an ``acquire`` already under way returns."""
+    always in order). An exception from ``acquire`` or ``tick`` stops the clock and goes to
+    ``on_error`` (called without the lock). After :meth:`stop`, no tick runs, even for what an
+    ``acquire`` already under way returns, and no read begins."""
 
     def __init__(self, rate_hz: float, tick: Callable[..., None], lock, on_error: Callable[[BaseException], None],
                  name: str = "frame-clock", acquire: Callable[[], Any] | None = None) -> None:

@@ -198,7 +198,9 @@ class CaptureNode(StageNode):
                 self.get_logger().info(f"end of {self._source.description}")
                 self.finished = True
                 return None
-        return Grabbed(frame, grabbed, t0, to_gray(frame) if self._gray_wanted else None)
+            # Still under the source lock, which stop() waits for: no thread of this node is in
+            # OpenCV once the node has stopped (a daemon thread there at interpreter exit aborts it).
+            return Grabbed(frame, grabbed, t0, to_gray(frame) if self._gray_wanted else None)
 
     def publish_frame(self, grabbed: Grabbed | None) -> None:
         """Publish a frame from :meth:`grab` (under the stage lock), unless the stage stopped or

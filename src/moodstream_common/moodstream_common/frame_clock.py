@@ -19,7 +19,9 @@ the graph cannot keep, as when replaying a video as fast as it goes), it reads t
 beside the tick, on a second thread, instead of after it: reading (a camera's decode, a video's,
 the synthetic scene's rendering) then overlaps the processing, as a camera driver's own capture
 thread would. At a rate the graph keeps, every frame is read when it is due, so no frame is read
-early and waits.
+early and waits. Ticking back to back, the clock lets a thread waiting for the lock (the executor)
+take it before each tick (:class:`moodstream_common.local_bus.StageLock`): Python's locks are not
+fair, and a parameter change would otherwise wait for as long as the clock stays behind.
 """
 
 from __future__ import annotations
@@ -86,6 +88,7 @@ class FrameClock:
                  name: str = "frame-clock", acquire: Callable[[], Any] | None = None) -> None:
         self.period = 1.0 / rate_hz
         self._tick, self._lock, self._on_error, self._acquire = tick, lock, on_error, acquire
+        self._let_waiters_in = getattr(lock, "let_waiters_in", None)  # a local_bus.StageLock's
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
@@ -138,6 +141,8 @@ class FrameClock:
                 error = err
             else:
                 started = time.monotonic()
+                if self._let_waiters_in is not None:  # the executor's turn first, when it waits
+                    self._let_waiters_in()
                 with self._lock:
                     if self._stopped.is_set():
                         return

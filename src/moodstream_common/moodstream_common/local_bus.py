@@ -22,11 +22,55 @@ racing a parameter change or a lifecycle transition.
 from __future__ import annotations
 
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterable
 from typing import Any
 
 _BUSES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+class StageLock:
+    """The process's stage lock: reentrant, and fair to the threads waiting for it.
+
+    Python's locks are not fair: a thread that releases one and takes it again at once (the frame
+    clock, ticking back to back when the graph cannot keep its rate) almost always wins over a
+    thread already waiting (the executor, with a parameter change or a service call), which then
+    waits for as long as the clock stays behind. So the clock calls :meth:`let_waiters_in` before
+    each tick: while anyone waits for the lock, it waits for them to have taken it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._count_lock = threading.Lock()
+        self._waiting = 0
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        if self._lock.acquire(blocking=False):
+            return True
+        if not blocking:
+            return False
+        with self._count_lock:
+            self._waiting += 1
+        try:
+            return self._lock.acquire(True, timeout)
+        finally:
+            with self._count_lock:
+                self._waiting -= 1
+
+    def release(self) -> None:
+        self._lock.release()
+
+    def __enter__(self) -> bool:
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+    def let_waiters_in(self, longest: float = 0.1) -> None:
+        """Wait (at most ``longest`` s) until no thread waits for the lock; call it without holding it."""
+        deadline = time.monotonic() + longest
+        while self._waiting and time.monotonic() < deadline:
+            time.sleep(0.0002)
 
 
 class LocalSubscription:
@@ -43,7 +87,7 @@ class LocalBus:
         self.topics: set[str] = set()
         self.nodes: set[str] = set()  # the nodes composed in this process (fully qualified)
         self._subscribers: dict[str, list[LocalSubscription]] = {}
-        self.lock = threading.RLock()
+        self.lock = StageLock()
         self.serialised = False  # True once an executor runs this context's callbacks under lock
 
     @classmethod

@@ -7,6 +7,7 @@ import threading
 import time
 
 from moodstream_common.frame_clock import FrameClock
+from moodstream_common.local_bus import StageLock
 
 
 def wait_until(condition, timeout: float = 10.0) -> bool:
@@ -256,3 +257,43 @@ def test_what_a_read_ahead_returns_after_a_stop_is_not_ticked_and_its_thread_end
     time.sleep(0.05)
     assert next(counter) == 4, "a read began after the stop"
     assert wait_until(lambda: not any(t.name == "held-up-read" for t in threading.enumerate()))
+
+
+def test_behind_the_clock_a_thread_waiting_for_the_stage_lock_gets_its_turn():
+    # The executor (a parameter change, a service call) must not wait for as long as the clock
+    # ticks back to back: Python's own locks let the thread that releases one take it again first.
+    lock = StageLock()
+
+    def tick() -> None:  # 5 ms of work holding the GIL, at a rate of 1 kHz: always behind
+        started = time.perf_counter()
+        while time.perf_counter() - started < 0.005:
+            pass
+
+    clock = FrameClock(1000.0, tick, lock, on_error=lambda err: None).start()
+    turns, longest = 0, 0.0
+    started = time.monotonic()
+    while time.monotonic() - started < 1.0:
+        asked = time.monotonic()
+        with lock:
+            turns += 1
+        longest = max(longest, time.monotonic() - asked)
+        time.sleep(0.002)
+    clock.stop()
+    clock.join(5.0)
+    assert turns >= 40 and longest < 0.2, (turns, longest)
+
+
+def test_the_stage_lock_is_reentrant_and_says_whether_it_was_taken():
+    lock = StageLock()
+    with lock, lock:  # reentrant, as the executor's callbacks and the stages nest it
+        taken_elsewhere: list[bool] = []
+        probe = threading.Thread(target=lambda: taken_elsewhere.append(lock.acquire(blocking=False)))
+        probe.start()
+        probe.join()
+        assert taken_elsewhere == [False]
+        assert lock.acquire(timeout=0.01)  # its owner again
+        lock.release()
+    probe = threading.Thread(target=lambda: taken_elsewhere.append(lock.acquire(timeout=1)) or lock.release())
+    probe.start()
+    probe.join()
+    assert taken_elsewhere == [False, True]

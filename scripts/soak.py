@@ -231,7 +231,15 @@ def api_part(scale: Scale, workdir: Path) -> list[Check]:
             except OSError:
                 break
         started = time.monotonic()
-        health = httpx.get(f"{base}/health", timeout=10).status_code
+        # While the server still answers the uploads beyond its admission (503 each), every
+        # connection counts toward uvicorn's limit and a request may meet it (503 too): on a loaded
+        # machine that can last a moment. So /health is asked until it answers 200, for as long as
+        # the stalled uploads are surely still held (half the read timeout).
+        while True:
+            health = httpx.get(f"{base}/health", timeout=10).status_code
+            if health == 200 or time.monotonic() - started > read_timeout / 2:
+                break
+            time.sleep(0.1)
         cut: list[float] = []
         for s in sockets:
             s.settimeout(max(1.0, read_timeout + 15 - (time.monotonic() - started)))

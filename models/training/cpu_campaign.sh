@@ -14,7 +14,7 @@
 # All of them hold out the same validation split (10% of every class of Training, split seed
 # 1234), which chooses among them; PublicTest is measured once, for the model chosen. Each step
 # appends its log to checkpoints/campaign/<step>/log.txt. On this project's 2-core Xeon with
-# bf16 autocast: about 3.1 min per teacher epoch, 1.6 min per distillation epoch.
+# bf16 autocast: about 4 min per teacher epoch, an estimated 2 per distillation epoch.
 #
 #   BUDGET_MINUTES=150 nice -n 19 bash models/training/cpu_campaign.sh
 #

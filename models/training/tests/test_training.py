@@ -146,10 +146,14 @@ def test_a_checkpoint_write_cut_short_leaves_the_previous_checkpoint_whole(tmp_p
     assert torch.load(path, weights_only=False) == {"epoch": 1}
 
 
-def test_bf16_is_used_only_where_the_device_runs_it_fast():
-    assert train.bf16_runs_fast(torch.device("cpu")) == any(
-        getattr(torch.cpu, name, lambda: False)() for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
-    assert train.bf16_runs_fast(torch.device("meta")) is False
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_the_precision_asked_for_is_used_and_the_model_saved_loads_as_usual(data_dir, tmp_path, precision):
+    args = [a for a in TINY if a not in ("--precision", "fp32")]
+    train.main(["--data", str(data_dir), "--out", str(tmp_path), *args, "--epochs", "1", "--precision", precision])
+    assert json.loads((tmp_path / "summary.json").read_text())["precision"] == precision
+    model, _ = train.load_checkpoint(tmp_path / "final.pt", torch.device("cpu"))
+    probabilities = torch.softmax(model.eval()(torch.rand(2, 1, 48, 48)), 1)
+    assert probabilities.shape == (2, 6) and torch.allclose(probabilities.sum(1), torch.ones(2))
 
 
 def test_the_cpu_campaign_runs_its_steps_in_order_and_a_second_call_finds_them_done(data_dir, tmp_path):

@@ -90,6 +90,7 @@ class FrameClock:
         self._tick, self._lock, self._on_error, self._acquire = tick, lock, on_error, acquire
         self._let_waiters_in = getattr(lock, "let_waiters_in", None)  # a local_bus.StageLock's
         self._stopped = threading.Event()
+        self._reader: _ReadAhead | None = None  # the read-ahead thread, once the clock first falls behind
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     def start(self) -> FrameClock:
@@ -115,14 +116,13 @@ class FrameClock:
         return self._thread.is_alive() and not self._stopped.is_set()
 
     def _run(self) -> None:
-        readers: list[_ReadAhead] = []  # the read-ahead thread, once the clock first falls behind
         try:
-            self._run_ticks(readers)
+            self._run_ticks()
         finally:
-            for reader in readers:
-                reader.close()
+            if self._reader is not None:
+                self._reader.close()
 
-    def _run_ticks(self, readers: list[_ReadAhead]) -> None:
+    def _run_ticks(self) -> None:
         due = time.monotonic()
         last_tick = 0.0
         read_ahead = False
@@ -133,7 +133,7 @@ class FrameClock:
             error = None
             try:
                 if read_ahead:
-                    args = (readers[0].result(),)
+                    args = (self._reader.result(),)
                     read_ahead = False
                 else:
                     args = () if self._acquire is None else (self._acquire(),)
@@ -148,9 +148,9 @@ class FrameClock:
                         return
                     # Started under the lock, after the check: no read begins after a stop.
                     if self._acquire is not None and started + last_tick >= due + self.period:
-                        if not readers:
-                            readers.append(_ReadAhead(self._acquire, f"{self._thread.name}-read"))
-                        readers[0].start()  # the next frame, due before this tick would end
+                        if self._reader is None:
+                            self._reader = _ReadAhead(self._acquire, f"{self._thread.name}-read")
+                        self._reader.start()  # the next frame, due before this tick would end
                         read_ahead = True
                     try:
                         self._tick(*args)

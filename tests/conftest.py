@@ -27,6 +27,16 @@ prepare_environment()
 choose_dds_profile()  # as the launch file and the runner do
 
 
+@pytest.fixture(autouse=True)
+def no_node_process_outlives_its_test():
+    """A node left running by a failed test would run on beside every later one (its CPU, its
+    topics in this session's domain)."""
+    yield
+    helpers = sys.modules.get("helpers")
+    if helpers is not None:
+        helpers.NodeProcess.kill_leftovers()
+
+
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return ROOT

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -18,6 +20,18 @@ from rclpy.node import Node
 VENV_BIN = Path(sys.executable).parent
 
 
+def native_stacks(pid: int) -> str:
+    """The C stack of every thread of a live process (gdb, where installed): where a hang in
+    rclpy or the middleware waits, which Python's own traceback does not show."""
+    if shutil.which("gdb") is None:
+        return "(no gdb here for the native stacks)"
+    try:
+        return subprocess.run(["gdb", "-p", str(pid), "-batch", "-ex", "thread apply all bt 30"],
+                              capture_output=True, text=True, timeout=60).stdout
+    except subprocess.TimeoutExpired:
+        return "(gdb did not answer within 60 s)"
+
+
 def ros_value(value) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -27,7 +41,10 @@ def ros_value(value) -> str:
 
 
 class NodeProcess:
-    """One installed node executable in its own process, its output in a log file."""
+    """One installed node executable in its own process, its output in a log file. Whatever a
+    test leaves running (an assertion failed before its stop) is killed after it (conftest)."""
+
+    started: list[NodeProcess] = []
 
     def __init__(self, executable: str, log_dir: Path, params: dict | None = None,
                  remaps: dict | None = None, namespace: str = "", env: dict | None = None) -> None:
@@ -40,12 +57,39 @@ class NodeProcess:
             args += ["-r", f"__ns:={namespace}"]
         self.log_path = log_dir / f"{executable}-{time.monotonic_ns()}.log"
         self._log = self.log_path.open("w")
+        # faulthandler: a process that hangs can be made to print where every thread is (wait_or_dump)
+        env = {**(os.environ if env is None else env), "PYTHONFAULTHANDLER": "1"}
         self.proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT, env=env)
+        NodeProcess.started.append(self)
 
     def output(self) -> str:
         if not self._log.closed:
             self._log.flush()
         return self.log_path.read_text()
+
+    def wait_or_dump(self, timeout: float) -> int:
+        """Wait for the process to end; if it hangs, fail with the stack of each of its threads."""
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            native = native_stacks(self.proc.pid)
+            self.proc.send_signal(signal.SIGABRT)  # faulthandler prints every thread, then it dies
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            raise AssertionError(f"{self.proc.args[0]} still ran {timeout:.0f} s later:\n{self.output()}\n"
+                                 f"{native}") from None
+
+    @classmethod
+    def kill_leftovers(cls) -> None:
+        for node in cls.started:
+            if node.proc.poll() is None:
+                node.proc.kill()
+                node.proc.wait()
+            node._log.close()
+        cls.started.clear()
 
     def stop(self) -> int:
         if self.proc.poll() is None:

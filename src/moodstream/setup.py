@@ -21,5 +21,5 @@ setup(
     description="MoodStream bringup and runner.",
     license="Apache-2.0",
     entry_points={"console_scripts": ["moodstream = moodstream.cli:main",
-                                      "pipeline_node = moodstream.pipeline_node:main"]},
+                                      "pipeline_node = moodstream_common.executables:pipeline_node"]},
 )

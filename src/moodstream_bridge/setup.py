@@ -17,6 +17,6 @@ setup(
     maintainer_email="maintainers@moodstream.dev",
     description="MoodStream bridge.",
     license="Apache-2.0",
-    entry_points={"console_scripts": ["console_node = moodstream_bridge.console_node:main",
-                                       "bridge_node = moodstream_bridge.bridge_node:main"]},
+    entry_points={"console_scripts": ["console_node = moodstream_common.executables:console_node",
+                                       "bridge_node = moodstream_common.executables:bridge_node"]},
 )

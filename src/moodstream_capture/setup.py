@@ -18,5 +18,5 @@ setup(
     maintainer_email="maintainers@moodstream.dev",
     description="MoodStream capture stage.",
     license="Apache-2.0",
-    entry_points={"console_scripts": ["capture_node = moodstream_capture.node:main"]},
+    entry_points={"console_scripts": ["capture_node = moodstream_common.executables:capture_node"]},
 )

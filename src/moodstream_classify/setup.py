@@ -17,5 +17,5 @@ setup(
     maintainer_email="maintainers@moodstream.dev",
     description="MoodStream classify stage.",
     license="Apache-2.0",
-    entry_points={"console_scripts": ["classify_node = moodstream_classify.node:main"]},
+    entry_points={"console_scripts": ["classify_node = moodstream_common.executables:classify_node"]},
 )

@@ -18,5 +18,5 @@ setup(
     maintainer_email="maintainers@moodstream.dev",
     description="MoodStream detect stage.",
     license="Apache-2.0",
-    entry_points={"console_scripts": ["detect_node = moodstream_detect.node:main"]},
+    entry_points={"console_scripts": ["detect_node = moodstream_common.executables:detect_node"]},
 )

@@ -17,5 +17,5 @@ setup(
     maintainer_email="maintainers@moodstream.dev",
     description="MoodStream OpenMV host node.",
     license="Apache-2.0",
-    entry_points={"console_scripts": ["openmv_node = moodstream_openmv.node:main"]},
+    entry_points={"console_scripts": ["openmv_node = moodstream_common.executables:openmv_node"]},
 )

@@ -120,6 +120,6 @@ def test_every_node_stops_cleanly_on_a_supervisors_signal(tmp_path, repo_root, s
             proc.proc.send_signal(getattr(signal, name))
         time.sleep(0.05)
     for proc in procs:
-        proc.proc.wait(timeout=30)
+        proc.wait_or_dump(timeout=30)
         log = proc.output()
         assert proc.stop() == 0 and "Traceback" not in log, log

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -9,6 +10,7 @@ import textwrap
 import time
 
 import pytest
+from helpers import VENV_BIN
 
 pytestmark = [pytest.mark.ros]
 
@@ -131,3 +133,28 @@ def test_a_stop_signal_lets_the_running_callback_finish(sig):
         proc.kill()
     assert proc.returncode == 0, out
     assert "callback 1 finished" in out and "Traceback" not in out, out
+
+
+@pytest.mark.parametrize("delay", [0.1 * i for i in range(1, 16)], ids=lambda d: f"{d:.1f}s")
+def test_ctrl_c_twice_while_a_node_starts_is_a_clean_stop(tmp_path, delay):
+    """A terminal's Ctrl-C under ros2 launch reaches a node twice, 50 ms apart, whenever it comes:
+    here at 15 moments of the bridge's start (DDS participant, lifecycle services, parameters).
+
+    CI once saw the first signal shut the context down under the lifecycle constructor, which
+    failed on it; the KeyboardInterrupt that followed landed in the handling of that error and
+    ended the process with status -2 and a traceback. Where the signal lands in a run is chance,
+    so the sweep covers the start's length, not one moment of it."""
+    env = {**os.environ, "XDG_STATE_HOME": str(tmp_path)}
+    proc = subprocess.Popen([str(VENV_BIN / "bridge_node"), "--ros-args", "-p", "history:=never",
+                             "-r", f"__ns:=/ctrl_c_{int(delay * 10)}"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        time.sleep(delay)
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, out
+    assert "Traceback" not in out, out

@@ -204,7 +204,10 @@ class Pipeline:
         with self.executor.lock if self.executor is not None else contextlib.nullcontext():
             for node in self.nodes:
                 node.destroy_node()
-            self.nodes.clear()
+        for node in self.nodes:  # out of the lock, which a frame clock may be waiting for
+            if isinstance(node, StageNode):
+                node.join_frame_clocks(timeout=2.0)
+        self.nodes.clear()
         if self.executor is not None:
             self.executor.shutdown()
         rclpy.try_shutdown(context=self.context)

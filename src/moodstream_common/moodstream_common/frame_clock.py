@@ -41,7 +41,8 @@ class _ReadAhead:
         self._value: Any = None
         self._error: BaseException | None = None
         self._closed = False
-        threading.Thread(target=self._run, name=name, daemon=True).start()
+        self.thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self.thread.start()
 
     def start(self) -> None:
         self._done.clear()
@@ -107,13 +108,20 @@ class FrameClock:
         self._stopped.set()
 
     def join(self, timeout: float | None = None) -> None:
-        """Wait for the thread to end (after :meth:`stop`, never while holding ``lock``)."""
-        if self._thread.is_alive() and self._thread is not threading.current_thread():
-            self._thread.join(timeout)
+        """Wait for the clock's threads to end (after :meth:`stop`, never while holding ``lock``):
+        the frame under way, and a read ahead under way, within ``timeout`` each."""
+        for thread in (self._thread, self._reader.thread if self._reader is not None else None):
+            if thread is not None and thread.is_alive() and thread is not threading.current_thread():
+                thread.join(timeout)
 
     @property
     def running(self) -> bool:
         return self._thread.is_alive() and not self._stopped.is_set()
+
+    @property
+    def alive(self) -> bool:
+        """Whether a thread of the clock still runs (it may be stopped, finishing a frame or a read)."""
+        return self._thread.is_alive() or (self._reader is not None and self._reader.thread.is_alive())
 
     def _run(self) -> None:
         try:

@@ -218,20 +218,26 @@ class _StartupInterrupt:
     """The process's SIGINT and SIGTERM handler, installed before ``rclpy.init()`` so that rclpy's
     own handler (which shuts the context down) chains to it.
 
-    While the stages start (a model loading, a camera opening), a signal raises
-    KeyboardInterrupt to cut that short. Once they spin, it does nothing: rclpy has shut the
-    context down and the executor ends with ExternalShutdownException where it waits. A
+    While the stages start (a model loading, a camera opening), the first signal raises
+    KeyboardInterrupt to cut that short; later ones do nothing, so that a second Ctrl-C cannot
+    land in the middle of handling the first. Once the stages spin, it does nothing: rclpy has
+    shut the context down and the executor ends with ExternalShutdownException where it waits. A
     KeyboardInterrupt raised there instead could land in the middle of any bytecode, such as
     half-way through rclpy building a Task, whose ``__del__`` then prints a traceback.
     """
 
     def __init__(self) -> None:
         self.starting = True
+        self.raised = False
+        # a signal while the executable imported its modules (moodstream_common.executables)
+        self.requested_earlier = getattr(signal.getsignal(signal.SIGINT), "requested", False) or getattr(
+            signal.getsignal(signal.SIGTERM), "requested", False)
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, self)
 
     def __call__(self, signum, frame) -> None:
-        if self.starting:
+        if self.starting and not self.raised:
+            self.raised = True
             raise KeyboardInterrupt
 
 
@@ -272,33 +278,48 @@ def run_nodes(factories, args: list[str] | None = None, compose: Callable[[list]
     logger = rclpy.logging.get_logger("moodstream")
     prepare_environment()
     stop_signals = _StartupInterrupt()
-    rclpy.init(args=args)
-    executor = StageExecutor()  # before the stages come up: a capture stage asks for its frame clock
     nodes: list = []
+    startup_error: Exception | None = None
+    interrupted = initialized = False
+    # The one KeyboardInterrupt a signal may raise while starting lands inside the outer try,
+    # wherever it lands: in rclpy.init, a constructor, or the handling of a constructor's error
+    # (a signal shuts the context down under a constructor, which then fails on it).
     try:
-        nodes.extend(factory() for factory in factories)
-        if compose is not None:
-            compose(nodes)
-        with executor.lock:  # no frame before every stage is up
-            for node in nodes:
-                if getattr(node, "params", {}).get("autostart") and hasattr(node, "bring_up"):
-                    node.bring_up()  # a lifecycle stage: configure and activate, unless a manager will
-            align_timers(nodes)
+        try:
+            if stop_signals.requested_earlier:
+                raise KeyboardInterrupt
+            rclpy.init(args=args)
+            initialized = True
+            executor = StageExecutor()  # before the stages come up: a capture stage asks for its frame clock
+            nodes.extend(factory() for factory in factories)
+            if compose is not None:
+                compose(nodes)
+            with executor.lock:  # no frame before every stage is up
+                for node in nodes:
+                    if getattr(node, "params", {}).get("autostart") and hasattr(node, "bring_up"):
+                        node.bring_up()  # a lifecycle stage: configure and activate, unless a manager will
+                align_timers(nodes)
+        except Exception as err:
+            startup_error = err
+        stop_signals.starting = False
     except KeyboardInterrupt:  # stopped while starting (loading the model, opening the camera)
+        interrupted = True
+    if interrupted or startup_error is not None:
         _ignore_stop_signals()
+        # a signal may have shut the context down under a constructor, which then failed on it
+        stopped = interrupted or (initialized and not rclpy.ok())
+        for node in reversed(nodes):  # a camera already opened is released
+            with contextlib.suppress(Exception):
+                node.destroy_node()
         rclpy.try_shutdown()
-        return
-    except Exception as err:
-        _ignore_stop_signals()
-        if not rclpy.ok():  # a signal shut the context down under the constructor
+        if stopped:
             return
+        err = startup_error
         logger.fatal(str(err) if isinstance(err, ParameterError) else f"{type(err).__name__}: {err}")
-        rclpy.try_shutdown()
         raise SystemExit(2 if isinstance(err, ParameterError) else 1) from None
     failed = False
     for node in nodes:
         executor.add_node(node)
-    stop_signals.starting = False
     try:
         if not rclpy.ok():  # a signal came between the last stage starting and the line above
             raise ExternalShutdownException
@@ -319,6 +340,9 @@ def run_nodes(factories, args: list[str] | None = None, compose: Callable[[list]
                     node.destroy_node()
                 except (Exception, KeyboardInterrupt) as err:
                     logger.debug(f"ignored while destroying the node: {type(err).__name__}: {err}")
+        for node in nodes:  # out of the lock, which a frame clock may be waiting for
+            if hasattr(node, "join_frame_clocks"):
+                node.join_frame_clocks(timeout=2.0)
         with contextlib.suppress(Exception, KeyboardInterrupt):
             executor.shutdown(timeout_sec=1.0)
         with contextlib.suppress(KeyboardInterrupt):

@@ -229,7 +229,7 @@ def test_an_error_in_a_read_ahead_stops_the_clock_and_no_later_tick_runs():
     assert ticked == [0, 1, 2, 3, 4]
 
 
-def test_what_a_read_ahead_returns_after_a_stop_is_not_ticked_and_its_thread_ends():
+def test_what_a_read_ahead_returns_after_a_stop_is_not_ticked_and_join_waits_for_its_thread():
     lock = threading.RLock()
     go_on = threading.Event()
     counter = iter(range(10**6))
@@ -251,12 +251,15 @@ def test_what_a_read_ahead_returns_after_a_stop_is_not_ticked_and_its_thread_end
     assert blocked.wait(5)
     with lock:
         clock.stop()
+    clock.join(0.2)  # the held-up read outlasts a short join: the clock still has a thread
+    assert clock.alive and not clock.running
     go_on.set()
-    clock.join(5.0)
-    assert ticked == [0, 1, 2] and not clock.running
+    clock.join(5.0)  # waits for the read ahead too, not only the clock's own thread
+    assert not clock.alive
+    assert not any(t.name == "held-up-read" for t in threading.enumerate())
+    assert ticked == [0, 1, 2]
     time.sleep(0.05)
     assert next(counter) == 4, "a read began after the stop"
-    assert wait_until(lambda: not any(t.name == "held-up-read" for t in threading.enumerate()))
 
 
 def test_behind_the_clock_a_thread_waiting_for_the_stage_lock_gets_its_turn():

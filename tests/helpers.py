@@ -11,6 +11,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
+from typing import ClassVar
 
 import rclpy
 from rclpy.context import Context
@@ -44,7 +45,7 @@ class NodeProcess:
     """One installed node executable in its own process, its output in a log file. Whatever a
     test leaves running (an assertion failed before its stop) is killed after it (conftest)."""
 
-    started: list[NodeProcess] = []
+    started: ClassVar[list[NodeProcess]] = []
 
     def __init__(self, executable: str, log_dir: Path, params: dict | None = None,
                  remaps: dict | None = None, namespace: str = "", env: dict | None = None) -> None:

@@ -252,6 +252,27 @@ def _ignore_stop_signals() -> None:
         signal.signal(sig, signal.SIG_IGN)
 
 
+def finish_rclpy() -> None:
+    """Shut rclpy's default context down completely and release it, once the nodes are destroyed
+    and the executor shut down.
+
+    After a signal, rclpy's signal thread has already shut rcl's context down, and
+    ``rclpy.try_shutdown()`` then skips the rest: rclpy's logging is never finalised (the log
+    file's last lines) and the context, with its DDS participant, is left to the garbage collector
+    at interpreter exit. CI saw a node hang there, collecting (ros2/rclpy#456 reports such hangs
+    with Fast DDS). Here both happen now, in order: the participant leaves the graph at once.
+    """
+    from rclpy.signals import uninstall_signal_handlers
+    from rclpy.utilities import get_default_context
+
+    context = get_default_context()
+    with contextlib.suppress(Exception):  # already shut down through rclpy: its clean-up is done
+        context.shutdown()
+    with contextlib.suppress(Exception):
+        uninstall_signal_handlers()
+    context.destroy()
+
+
 def run_node(factory, args: list[str] | None = None) -> None:
     """Entry point of a node executable: start, spin until shut down, clean up (see :func:`run_nodes`)."""
     run_nodes([factory], args)
@@ -279,6 +300,7 @@ def run_nodes(factories, args: list[str] | None = None, compose: Callable[[list]
     prepare_environment()
     stop_signals = _StartupInterrupt()
     nodes: list = []
+    executor: StageExecutor | None = None
     startup_error: Exception | None = None
     interrupted = initialized = False
     # The one KeyboardInterrupt a signal may raise while starting lands inside the outer try,
@@ -308,14 +330,18 @@ def run_nodes(factories, args: list[str] | None = None, compose: Callable[[list]
         _ignore_stop_signals()
         # a signal may have shut the context down under a constructor, which then failed on it
         stopped = interrupted or (initialized and not rclpy.ok())
+        err = startup_error
+        if not stopped:
+            logger.fatal(str(err) if isinstance(err, ParameterError) else f"{type(err).__name__}: {err}")
         for node in reversed(nodes):  # a camera already opened is released
             with contextlib.suppress(Exception):
                 node.destroy_node()
-        rclpy.try_shutdown()
+        if executor is not None:
+            executor.shutdown(timeout_sec=0)
+        finish_rclpy()
+        _ignore_stop_signals()
         if stopped:
             return
-        err = startup_error
-        logger.fatal(str(err) if isinstance(err, ParameterError) else f"{type(err).__name__}: {err}")
         raise SystemExit(2 if isinstance(err, ParameterError) else 1) from None
     failed = False
     for node in nodes:
@@ -346,7 +372,7 @@ def run_nodes(factories, args: list[str] | None = None, compose: Callable[[list]
         with contextlib.suppress(Exception, KeyboardInterrupt):
             executor.shutdown(timeout_sec=1.0)
         with contextlib.suppress(KeyboardInterrupt):
-            rclpy.try_shutdown()
+            finish_rclpy()
         _ignore_stop_signals()  # rclpy's shutdown puts Python's handlers back
     if failed:
         raise SystemExit(1)

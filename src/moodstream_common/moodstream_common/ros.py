@@ -337,7 +337,8 @@ def run_nodes(factories, args: list[str] | None = None, compose: Callable[[list]
             with contextlib.suppress(Exception):
                 node.destroy_node()
         if executor is not None:
-            executor.shutdown(timeout_sec=0)
+            with contextlib.suppress(Exception):
+                executor.shutdown(timeout_sec=0)
         finish_rclpy()
         _ignore_stop_signals()
         if stopped:

@@ -12,7 +12,8 @@ soft labels carry what the original teacher taught it). Defaults are the shipped
 
 Writes ``OUT/final.pt`` in ``train.py``'s format, so ``export.py`` takes it as is, and
 ``OUT/last.pt`` after every epoch (``--resume``, which may also extend a finished run with a
-larger ``--epochs``).
+larger ``--epochs``). With ``--stop-after-minutes`` it stops between epochs before its budget
+would be passed and exits with ``BUDGET_SPENT`` (75), as ``train.py`` does.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import copy
 import json
 import logging
 import math
+import sys
 import time
 from pathlib import Path
 
@@ -31,6 +33,7 @@ import torch.nn.functional as F
 from .augment import augment
 from .data import DEFAULT_DATA_DIR, load_split, stratified_holdout
 from .train import (
+    BUDGET_SPENT,
     bf16_runs_fast,
     distillation_loss,
     load_checkpoint,
@@ -82,6 +85,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
                     help="bf16 autocast (auto: where the device runs it fast)")
     ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--stop-after-minutes", type=float, default=0.0,
+                    help="stop between epochs before this budget would be passed (0: no budget)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     if args.threads:
@@ -124,10 +129,19 @@ def main(argv: list[str] | None = None) -> None:
     if args.resume and last.is_file():
         state = restore_state(last, device, generator, model=model, averaged=averaged, optimizer=optimizer)
         first_epoch, averaged_count, history = state["epoch"], state["averaged_count"], state["history"]
+        if "torch_rng" in state:  # dropout's draws: the resumed run is the unbroken one's exactly
+            torch.set_rng_state(state["torch_rng"])
         log.info("resumed at epoch %d", first_epoch)
 
     t0 = time.time()
     for epoch in range(first_epoch, args.epochs):
+        elapsed = time.time() - t0
+        if args.stop_after_minutes and epoch > first_epoch:
+            per_epoch = elapsed / (epoch - first_epoch)
+            if elapsed + per_epoch > args.stop_after_minutes * 60:
+                log.info("time budget of %.0f min reached after epoch %d: resume with --resume",
+                         args.stop_after_minutes, epoch)
+                sys.exit(BUDGET_SPENT)
         model.train()
         order = torch.randperm(len(x_train), generator=generator, device=device)
         total_loss = 0.0
@@ -160,6 +174,7 @@ def main(argv: list[str] | None = None) -> None:
                  total_loss / steps_per_epoch, epoch_acc, time.time() - t0)
         save_atomically({"model": model.state_dict(), "averaged": averaged.state_dict(),
                          "optimizer": optimizer.state_dict(), "generator": generator.get_state(),
+                         "torch_rng": torch.get_rng_state(),
                          "epoch": epoch + 1, "averaged_count": averaged_count, "history": history}, last)
 
     recompute_batchnorm(averaged, x_train)

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import torch
 
-from moodstream_train import train
+from moodstream_train import swa, train
 from moodstream_train.data import LABELS, load_split, stratified_holdout
 from moodstream_train.train import BUDGET_SPENT, distillation_loss, save_atomically
 
@@ -100,6 +100,22 @@ def test_a_run_stopped_at_its_time_budget_resumes_to_exactly_the_weights_of_an_u
     assert [h["epoch"] for h in history] == [1, 2, 3]
 
 
+def test_swa_stopped_at_its_time_budget_resumes_to_exactly_the_weights_of_an_unbroken_run(data_dir, tmp_path):
+    assert run_train(data_dir, tmp_path / "student", "--epochs", "2") == 0
+    start = str(tmp_path / "student" / "final.pt")
+    options = ["--data", str(data_dir), "--batch", "32", "--threads", "1", "--precision", "fp32", "--epochs", "3"]
+    swa.main([start, "--out", str(tmp_path / "whole"), *options])
+    with pytest.raises(SystemExit) as stop:
+        swa.main([start, "--out", str(tmp_path / "cut"), *options, "--stop-after-minutes", "0.0001"])
+    assert stop.value.code == BUDGET_SPENT and not (tmp_path / "cut" / "final.pt").exists()
+    swa.main([start, "--out", str(tmp_path / "cut"), *options, "--resume"])
+    whole = torch.load(tmp_path / "whole" / "final.pt", weights_only=False)
+    resumed = torch.load(tmp_path / "cut" / "final.pt", weights_only=False)
+    for name, tensor in whole["model"].items():
+        assert torch.equal(tensor, resumed["model"][name]), name
+    assert [h["epoch"] for h in resumed["summary"]["swa"]["history"]] == [1, 2, 3]
+
+
 def test_a_run_cannot_be_resumed_with_another_schedule(data_dir, tmp_path):
     assert run_train(data_dir, tmp_path / "r", "--epochs", "3", "--stop-after-minutes", "0.0001") == BUDGET_SPENT
     with pytest.raises(SystemExit, match="belongs to a run of 3 epochs"):
@@ -158,21 +174,29 @@ def test_the_precision_asked_for_is_used_and_the_model_saved_loads_as_usual(data
 
 def test_the_cpu_campaign_runs_its_steps_in_order_and_a_second_call_finds_them_done(data_dir, tmp_path):
     env = {**os.environ, "PYTHON": sys.executable, "DATA": str(data_dir), "CAMPAIGN": str(tmp_path / "campaign"),
-           "TEACHER": "4|8", "STUDENT": "4", "TEACHER_EPOCHS": "2", "STUDENT_EPOCHS": "1", "BUDGET_MINUTES": "30",
+           "TEACHER": "4|8", "STUDENT": "4", "TEACHER_EPOCHS": "2", "STUDENT_EPOCHS": "1", "SWA_EPOCHS": "1",
+           "BUDGET_MINUTES": "30",
            "EXTRA_ARGS": "--batch 32 --threads 1 --precision fp32"}
     first = subprocess.run(["bash", str(TRAINING / "cpu_campaign.sh")], env=env, capture_output=True, text=True,
                            timeout=600)
     assert first.returncode == 0, first.stdout + first.stderr
-    steps = ["teacher_a", "student_a", "teacher_b", "student_ab"]
+    steps = ["teacher_a", "student_a", "teacher_b", "student_ab", "student_swa"]
     assert [line.split(":")[0] for line in first.stdout.splitlines() if line.endswith("log.txt")] == steps
     for step in steps:
         assert (tmp_path / "campaign" / step / "final.pt").is_file()
         assert not (tmp_path / "campaign" / step / "last.pt").exists()  # the optimizer state is dropped
     student = json.loads((tmp_path / "campaign" / "student_ab" / "summary.json").read_text())
     assert [Path(t).parent.name for t in student["teacher"]] == ["teacher_a", "teacher_b"]
+    scores = {name: json.loads((tmp_path / "campaign" / name / "summary.json").read_text())["heldout_acc"]
+              for name in ("student_a", "student_ab")}
+    chosen = max(scores, key=lambda name: (scores[name], name == "student_a"))
+    averaged = json.loads((tmp_path / "campaign" / "student_swa" / "summary.json").read_text())
+    assert Path(averaged["swa"]["from"]).parent.name == chosen, (scores, averaged["swa"]["from"])
+    assert f"student_swa: from {chosen}" in first.stdout
     second = subprocess.run(["bash", str(TRAINING / "cpu_campaign.sh")], env=env, capture_output=True, text=True,
                             timeout=120)
     assert second.returncode == 0 and "campaign complete" in second.stdout and "log.txt" not in second.stdout
+    assert "student_swa: from" not in second.stdout
 
 
 def test_the_campaign_stops_at_its_budget_and_says_how_to_go_on(data_dir, tmp_path):

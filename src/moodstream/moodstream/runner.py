@@ -29,7 +29,7 @@ from moodstream_common.environment import prepare_environment
 from moodstream_common.image_conv import image_to_numpy
 from moodstream_common.lifecycle import StageNode
 from moodstream_common.local_bus import RESULT_TOPICS, LocalBus, share_stage_topics
-from moodstream_common.ros import IMAGE_QOS, RESULT_QOS, StageExecutor, align_timers, record_qos
+from moodstream_common.ros import IMAGE_QOS, RESULT_QOS, StageExecutor, align_timers, finish_rclpy, record_qos
 from moodstream_detect.node import DetectNode
 from moodstream_interfaces.msg import Emotion, EmotionArray, EmotionSummary
 from moodstream_openmv.node import OpenMVNode
@@ -210,4 +210,4 @@ class Pipeline:
         self.nodes.clear()
         if self.executor is not None:
             self.executor.shutdown()
-        rclpy.try_shutdown(context=self.context)
+        finish_rclpy(self.context)

@@ -252,9 +252,9 @@ def _ignore_stop_signals() -> None:
         signal.signal(sig, signal.SIG_IGN)
 
 
-def finish_rclpy() -> None:
-    """Shut rclpy's default context down completely and release it, once the nodes are destroyed
-    and the executor shut down.
+def finish_rclpy(context=None) -> None:
+    """Shut an rclpy context (the default one unless given) down completely and release it, once
+    its nodes are destroyed and its executor shut down.
 
     After a signal, rclpy's signal thread has already shut rcl's context down, and
     ``rclpy.try_shutdown()`` then skips the rest: rclpy's logging is never finalised (the log
@@ -265,11 +265,13 @@ def finish_rclpy() -> None:
     from rclpy.signals import uninstall_signal_handlers
     from rclpy.utilities import get_default_context
 
-    context = get_default_context()
+    default = get_default_context()
+    context = context or default
     with contextlib.suppress(Exception):  # already shut down through rclpy: its clean-up is done
         context.shutdown()
-    with contextlib.suppress(Exception):
-        uninstall_signal_handlers()
+    if context is default:  # as rclpy.shutdown() does
+        with contextlib.suppress(Exception):
+            uninstall_signal_handlers()
     context.destroy()
 
 

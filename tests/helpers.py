@@ -33,6 +33,17 @@ def native_stacks(pid: int) -> str:
         return "(gdb did not answer within 60 s)"
 
 
+def own_shm_segments(pid: int) -> set[Path]:
+    """The Fast DDS shared-memory segments a process has mapped that are its own (its participant's,
+    ``/dev/shm/fastdds_<id>``), not the port files every participant of a domain shares."""
+    try:
+        maps = Path(f"/proc/{pid}/maps").read_text()
+    except OSError:
+        return set()
+    found = {Path(line.split()[-1]) for line in maps.splitlines() if " /dev/shm/fastdds_" in line}
+    return {path for path in found if not path.name.startswith("fastdds_port")}
+
+
 def ros_value(value) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"

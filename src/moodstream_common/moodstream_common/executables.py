@@ -6,14 +6,20 @@ KeyboardInterrupt traceback and status -2. Here a stop signal during the imports
 recorded; :func:`moodstream_common.ros.run_nodes` then stops before starting anything, with
 status 0, as it does for a signal during the start.
 
-Once the node's own clean-up is done (stores closed, the DDS participant gone, logs flushed),
-the process ends at once with the node's status, without Python's interpreter finalisation: there
-the garbage collector destroys what is left of rclpy, the middleware and OpenCV in no particular
-order, and CI saw a node hang in it for good.
+Once the node's own clean-up is done (stores closed, rclpy shut down, logs flushed), the garbage
+collector destroys what is left of rclpy and the middleware (the context, its DDS participant,
+its shared-memory segments in /dev/shm) while the interpreter and its threads still run, and the
+process then ends with the node's status, without Python's interpreter finalisation. In
+finalisation the collector does the same work with the modules half torn down and the daemon
+threads frozen wherever they stood, and CI saw a node hang there for good. Should the collection
+itself hang, faulthandler prints every thread's stack after ``EXIT_WATCHDOG_S`` and ends the
+process with status 1.
 """
 
 from __future__ import annotations
 
+import faulthandler
+import gc
 import importlib
 import logging
 import os
@@ -21,6 +27,8 @@ import signal
 import sys
 import traceback
 from collections.abc import Callable
+
+EXIT_WATCHDOG_S = 20.0
 
 
 class ImportTimeStop:
@@ -57,6 +65,8 @@ def _executable(module: str) -> Callable[[], None]:
             traceback.print_exc()
             status = 1
         logging.shutdown()
+        faulthandler.dump_traceback_later(EXIT_WATCHDOG_S, exit=True)
+        gc.collect()  # without it the segments in /dev/shm would outlive the process (tested)
         for stream in (sys.stdout, sys.stderr):
             stream.flush()
         os._exit(status)

@@ -260,7 +260,9 @@ def finish_rclpy(context=None) -> None:
     ``rclpy.try_shutdown()`` then skips the rest: rclpy's logging is never finalised (the log
     file's last lines) and the context, with its DDS participant, is left to the garbage collector
     at interpreter exit. CI saw a node hang there, collecting (ros2/rclpy#456 reports such hangs
-    with Fast DDS). Here both happen now, in order: the participant leaves the graph at once.
+    with Fast DDS). Here the clean-up happens now, and the context is released; its participant
+    goes with the last Python object that holds it, at the next garbage collection
+    (:mod:`.executables` runs one before the process ends).
     """
     from rclpy.signals import uninstall_signal_handlers
     from rclpy.utilities import get_default_context

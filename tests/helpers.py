@@ -33,15 +33,24 @@ def native_stacks(pid: int) -> str:
         return "(gdb did not answer within 60 s)"
 
 
-def own_shm_segments(pid: int) -> set[Path]:
-    """The Fast DDS shared-memory segments a process has mapped that are its own (its participant's,
-    ``/dev/shm/fastdds_<id>``), not the port files every participant of a domain shares."""
+def shm_segments(pid: int) -> set[Path]:
+    """The Fast DDS shared-memory segments a process has mapped (``/dev/shm/fastdds_<id>``: its
+    participant's own, and those of the participants it reads from), not the port files every
+    participant of a domain shares."""
     try:
         maps = Path(f"/proc/{pid}/maps").read_text()
     except OSError:
         return set()
     found = {Path(line.split()[-1]) for line in maps.splitlines() if " /dev/shm/fastdds_" in line}
     return {path for path in found if not path.name.startswith("fastdds_port")}
+
+
+def shm_segments_in_use() -> set[Path]:
+    """Every segment some live process (of those this user may read) has mapped."""
+    in_use: set[Path] = set()
+    for proc in Path("/proc").glob("[0-9]*"):
+        in_use |= shm_segments(int(proc.name))
+    return in_use
 
 
 def ros_value(value) -> str:

@@ -34,7 +34,7 @@ def no_node_process_outlives_its_test():
     yield
     helpers = sys.modules.get("helpers")
     if helpers is not None:
-        helpers.NodeProcess.kill_leftovers()
+        helpers.NodeProcess.stop_leftovers()
 
 
 @pytest.fixture(scope="session")

@@ -63,7 +63,7 @@ def ros_value(value) -> str:
 
 class NodeProcess:
     """One installed node executable in its own process, its output in a log file. Whatever a
-    test leaves running (an assertion failed before its stop) is killed after it (conftest)."""
+    test leaves running (an assertion failed before its stop) is stopped after it (conftest)."""
 
     started: ClassVar[list[NodeProcess]] = []
 
@@ -104,12 +104,9 @@ class NodeProcess:
                                  f"{native}") from None
 
     @classmethod
-    def kill_leftovers(cls) -> None:
+    def stop_leftovers(cls) -> None:
         for node in cls.started:
-            if node.proc.poll() is None:
-                node.proc.kill()
-                node.proc.wait()
-            node._log.close()
+            node.stop()  # SIGINT first: a killed node's shared-memory segment stays in /dev/shm
         cls.started.clear()
 
     def stop(self) -> int:

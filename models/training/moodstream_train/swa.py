@@ -23,7 +23,6 @@ import copy
 import json
 import logging
 import math
-import sys
 import time
 from pathlib import Path
 
@@ -33,7 +32,6 @@ import torch.nn.functional as F
 from .augment import augment
 from .data import DEFAULT_DATA_DIR, load_split, stratified_holdout
 from .train import (
-    BUDGET_SPENT,
     bf16_runs_fast,
     distillation_loss,
     load_checkpoint,
@@ -41,6 +39,7 @@ from .train import (
     restore_state,
     save_atomically,
     seed_everything,
+    stop_if_budget_spent,
     to_tensor,
 )
 
@@ -135,13 +134,7 @@ def main(argv: list[str] | None = None) -> None:
 
     t0 = time.time()
     for epoch in range(first_epoch, args.epochs):
-        elapsed = time.time() - t0
-        if args.stop_after_minutes and epoch > first_epoch:
-            per_epoch = elapsed / (epoch - first_epoch)
-            if elapsed + per_epoch > args.stop_after_minutes * 60:
-                log.info("time budget of %.0f min reached after epoch %d: resume with --resume",
-                         args.stop_after_minutes, epoch)
-                sys.exit(BUDGET_SPENT)
+        stop_if_budget_spent(args.stop_after_minutes, t0, first_epoch, epoch)
         model.train()
         order = torch.randperm(len(x_train), generator=generator, device=device)
         total_loss = 0.0

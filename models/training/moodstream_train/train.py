@@ -107,6 +107,17 @@ def restore_state(path: Path, device: torch.device, generator: torch.Generator, 
     return state
 
 
+def stop_if_budget_spent(minutes: float, started: float, first_epoch: int, epoch: int) -> None:
+    """Before ``epoch``: exit with ``BUDGET_SPENT`` if another epoch, at the mean pace since
+    ``first_epoch`` began at ``started``, would pass a budget of ``minutes`` (0: no budget)."""
+    if not minutes or epoch <= first_epoch:
+        return
+    elapsed = time.time() - started
+    if elapsed + elapsed / (epoch - first_epoch) > minutes * 60:
+        log.info("time budget of %.0f min reached after epoch %d: resume with --resume", minutes, epoch)
+        sys.exit(BUDGET_SPENT)
+
+
 def load_checkpoint(path: Path, device: torch.device) -> tuple[EmotionNet, dict]:
     ckpt = torch.load(path, map_location=device, weights_only=False)
     model = EmotionNet(ckpt["spec"], dropout=ckpt["dropout"]).to(device)
@@ -200,13 +211,7 @@ def main(argv: list[str] | None = None) -> None:
     t0 = time.time()
     seconds_before = history[-1].get("seconds", 0.0) if history else 0.0
     for epoch in range(start_epoch, args.epochs):
-        elapsed = time.time() - t0
-        if args.stop_after_minutes and epoch > start_epoch:
-            per_epoch = elapsed / (epoch - start_epoch)
-            if elapsed + per_epoch > args.stop_after_minutes * 60:
-                log.info("time budget of %.0f min reached after epoch %d: resume with --resume",
-                         args.stop_after_minutes, epoch)
-                sys.exit(BUDGET_SPENT)
+        stop_if_budget_spent(args.stop_after_minutes, t0, start_epoch, epoch)
         model.train()
         order = torch.randperm(len(x_train), generator=generator, device=device)
         total_loss = 0.0

@@ -107,6 +107,16 @@ def torch_probs(model: EmotionNet, x: np.ndarray, flip_tta: bool) -> np.ndarray:
     return p.numpy()
 
 
+def validation_split(summary: dict) -> dict | None:
+    """The Training faces a checkpoint's training held out, for the model's JSON: ``moodstream
+    calibrate`` fits the temperature on exactly these (the network never trained on them)."""
+    if not summary.get("val_fraction"):
+        return None
+    return {"dataset": "FER2013 Training", "stratified": True, "fraction": summary["val_fraction"],
+            "seed": summary.get("split_seed", summary.get("seed", 1234)),
+            "faces": summary.get("heldout_images")}
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("checkpoint", type=Path)
@@ -157,6 +167,7 @@ def main(argv: list[str] | None = None) -> None:
         "size_bytes": len(tflite),
         "exported": dt.date.today().isoformat(),
         "export_check": {"reference_inputs": len(x), "max_abs_diff_vs_torch": round(max_diff, 6)},
+        "validation_split": validation_split(summary),
         "training": summary,
     }
     meta_path = args.out.with_suffix(".json")

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from .data import DEFAULT_DATA_DIR, LABELS, PREPROCESS, load_split
-from .export import build_keras_trunk, copy_weights
+from .export import build_keras_trunk, copy_weights, validation_split
 from .nets import count_macs
 from .train import load_checkpoint
 
@@ -109,6 +109,7 @@ def main(argv: list[str] | None = None) -> None:
         "architecture": {"spec": ckpt["spec"], "params": ckpt.get("summary", {}).get("params"),
                          "macs": count_macs(ckpt["spec"])},
         "calibration": {"split": "Training", "images": args.calibration, "seed": args.seed},
+        "validation_split": validation_split(ckpt.get("summary", {})),
         "sha256": digest,
         "size_bytes": len(tflite),
         "memory": arena_estimate(tflite),

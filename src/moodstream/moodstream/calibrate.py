@@ -1,9 +1,11 @@
 """``moodstream calibrate``: fit the model's temperature on held-out Training faces, check it on
 PublicTest, and record it in the model's JSON (``"confidence_calibration"``), which every path applies.
 
-The held-out faces are the 5% of each class of FER2013 Training that the shipped model's training
-set aside and never trained on (seed 1234, ``models/training``); PublicTest only reports. The
-expected calibration error uses 15 equal-width confidence bins.
+The temperature is fitted on the faces of FER2013 Training that the model's training set aside
+and never trained on: the fraction of each class and the seed its JSON records (``models/training``
+writes them), or ``--split FRACTION SEED`` for a model whose JSON does not. Fitting it on faces the
+network learned would understate its overconfidence. PublicTest only reports. The expected
+calibration error uses 15 equal-width confidence bins.
 """
 
 from __future__ import annotations
@@ -17,12 +19,25 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from moodstream_classify.model import EmotionModel, apply_temperature, default_model_path
+from moodstream_classify.model import EmotionModel, ModelError, apply_temperature, default_model_path, read_metadata
 from moodstream_common.preprocess import to_model_input
 
 from .fer2013 import default_data_dir, load_split
 
-HOLDOUT_FRACTION, HOLDOUT_SEED = 0.05, 1234
+
+def held_out_split(meta: dict) -> tuple[float, int] | None:
+    """(fraction, seed) of the Training faces the model's training held out, from its JSON, if it says.
+
+    Exports write ``validation_split``; older float exports have only the training summary, where
+    ``split_seed`` defaults to ``seed`` (as ``models/training`` resumes them).
+    """
+    split = meta.get("validation_split")
+    if isinstance(split, dict) and "fraction" in split and "seed" in split:
+        return float(split["fraction"]), int(split["seed"])
+    training = meta.get("training")
+    if isinstance(training, dict) and training.get("val_fraction") and "seed" in training:
+        return float(training["val_fraction"]), int(training.get("split_seed", training["seed"]))
+    return None
 
 
 def stratified_holdout(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
@@ -97,8 +112,21 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     model_path = Path(args.model) if args.model else default_model_path()
     data_dir = Path(args.data) if args.data else default_data_dir()
     model = EmotionModel(model_path, num_threads=1)
+    if args.split:
+        fraction, seed = args.split
+        if not seed.is_integer():
+            raise ModelError(f"the split's seed is an integer, not {seed}")
+        seed = int(seed)
+    else:
+        split = held_out_split(read_metadata(model.path))
+        if split is None:
+            raise ModelError(f"{model.path.with_suffix('.json')} does not say which Training faces the model's "
+                             "training held out (validation_split): pass them as --split FRACTION SEED")
+        fraction, seed = split
+    if not 0.0 < fraction < 1.0:
+        raise ModelError(f"the held-out fraction must lie between 0 and 1, not {fraction}")
     train_images, train_truth = load_split(data_dir, "Training", model.labels)
-    held = stratified_holdout(train_truth, HOLDOUT_FRACTION, HOLDOUT_SEED)
+    held = stratified_holdout(train_truth, fraction, seed)
     test_images, test_truth = load_split(data_dir, "PublicTest", model.labels)
 
     def raw(images: np.ndarray) -> np.ndarray:
@@ -109,8 +137,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     before, after = test_probs, apply_temperature(test_probs, temperature)
     figures = {
         "method": "temperature", "temperature": round(temperature, 3), "preprocess": model.preprocess,
-        "fitted_on": f"FER2013 Training, {HOLDOUT_FRACTION:.0%} of each class held out by the training "
-                     f"(seed {HOLDOUT_SEED}): {len(held)} faces",
+        "fitted_on": f"FER2013 Training, {fraction:.0%} of each class held out by the training "
+                     f"(seed {seed}): {len(held)} faces",
         "held_out_nll": [round(negative_log_likelihood(p, train_truth[held]), 4)
                          for p in (held_probs, apply_temperature(held_probs, temperature))],
         "PublicTest_ece_15_bins": [round(expected_calibration_error(before, test_truth), 4),
@@ -142,6 +170,8 @@ def add_parser(sub) -> None:
     p = sub.add_parser("calibrate", help="fit and record the model's confidence calibration (temperature)")
     p.add_argument("--model", help="a .tflite or .onnx (default: the installed models/emotion.tflite)")
     p.add_argument("--data", help="folder with fer2013_<split>.npz.xz (default: ../shared/data/fer2013)")
+    p.add_argument("--split", nargs=2, type=float, metavar=("FRACTION", "SEED"),
+                   help="the held-out share of each Training class and its seed (default: from the model's JSON)")
     p.add_argument("--diagram", type=Path, help="write the PublicTest reliability diagram (PNG) here")
     p.add_argument("--update-metadata", action="store_true", help="write the temperature into the model's .json")
     p.set_defaults(func=cmd_calibrate)

@@ -21,6 +21,7 @@ import torch
 
 from moodstream_train import swa, train
 from moodstream_train.data import LABELS, load_split, stratified_holdout
+from moodstream_train.export import validation_split
 from moodstream_train.train import BUDGET_SPENT, distillation_loss, save_atomically
 
 TRAINING = Path(__file__).resolve().parents[1]
@@ -114,6 +115,9 @@ def test_swa_stopped_at_its_time_budget_resumes_to_exactly_the_weights_of_an_unb
     for name, tensor in whole["model"].items():
         assert torch.equal(tensor, resumed["model"][name]), name
     assert [h["epoch"] for h in resumed["summary"]["swa"]["history"]] == [1, 2, 3]
+    # What the exports write into the model's JSON, for `moodstream calibrate` to fit on.
+    assert validation_split(resumed["summary"]) == {"dataset": "FER2013 Training", "stratified": True,
+                                                    "fraction": 0.10, "seed": 1234, "faces": 36}
 
 
 def test_a_run_cannot_be_resumed_with_another_schedule(data_dir, tmp_path):

@@ -11,9 +11,13 @@ collector destroys what is left of rclpy and the middleware (the context, its DD
 its shared-memory segments in /dev/shm) while the interpreter and its threads still run, and the
 process then ends with the node's status, without Python's interpreter finalisation. In
 finalisation the collector does the same work with the modules half torn down and the daemon
-threads frozen wherever they stood, and CI saw a node hang there for good. Should the collection
-itself hang, faulthandler prints every thread's stack after ``EXIT_WATCHDOG_S`` and ends the
-process with status 1.
+threads frozen wherever they stood, and CI saw a node hang there for good. (rclpy's
+``LifecycleNode`` sits in reference cycles of its own bound methods, and its state machine holds
+the rcl node, so ``destroy_node()`` leaves the node, and with the last one the DDS participant, to
+the collector.) Should the collection itself hang, faulthandler prints every thread's stack after
+``MOODSTREAM_EXIT_WATCHDOG_S`` seconds (default 4: the collection takes about 25 ms, and
+``ros2 launch`` escalates to SIGTERM 5 s after its SIGINT, then to SIGKILL, which prints nothing)
+and ends the process with status 1.
 """
 
 from __future__ import annotations
@@ -28,7 +32,16 @@ import sys
 import traceback
 from collections.abc import Callable
 
-EXIT_WATCHDOG_S = 20.0
+DEFAULT_EXIT_WATCHDOG_S = 4.0
+
+
+def exit_watchdog_seconds() -> float:
+    """How long the final collection may take (``MOODSTREAM_EXIT_WATCHDOG_S``, else the default)."""
+    try:
+        seconds = float(os.environ.get("MOODSTREAM_EXIT_WATCHDOG_S", DEFAULT_EXIT_WATCHDOG_S))
+    except ValueError:
+        return DEFAULT_EXIT_WATCHDOG_S
+    return seconds if seconds > 0 else DEFAULT_EXIT_WATCHDOG_S
 
 
 class ImportTimeStop:
@@ -65,7 +78,7 @@ def _executable(module: str) -> Callable[[], None]:
             traceback.print_exc()
             status = 1
         logging.shutdown()
-        faulthandler.dump_traceback_later(EXIT_WATCHDOG_S, exit=True)
+        faulthandler.dump_traceback_later(exit_watchdog_seconds(), exit=True)
         gc.collect()  # without it the segments in /dev/shm would outlive the process (tested)
         for stream in (sys.stdout, sys.stderr):
             stream.flush()

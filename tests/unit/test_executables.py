@@ -60,7 +60,8 @@ def test_a_final_collection_that_hangs_ends_the_process_with_status_1_and_its_st
 
 
 @pytest.mark.parametrize(("value", "seconds"), [(None, DEFAULT_EXIT_WATCHDOG_S), ("30", 30.0), ("0.5", 0.5),
-                                                ("soon", DEFAULT_EXIT_WATCHDOG_S), ("0", DEFAULT_EXIT_WATCHDOG_S)])
+                                                ("soon", DEFAULT_EXIT_WATCHDOG_S), ("0", DEFAULT_EXIT_WATCHDOG_S),
+                                                ("inf", DEFAULT_EXIT_WATCHDOG_S), ("nan", DEFAULT_EXIT_WATCHDOG_S)])
 def test_the_watchdog_can_be_lengthened_to_attach_a_debugger(monkeypatch, value, seconds):
     if value is None:
         monkeypatch.delenv("MOODSTREAM_EXIT_WATCHDOG_S", raising=False)

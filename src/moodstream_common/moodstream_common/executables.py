@@ -41,7 +41,7 @@ def exit_watchdog_seconds() -> float:
         seconds = float(os.environ.get("MOODSTREAM_EXIT_WATCHDOG_S", DEFAULT_EXIT_WATCHDOG_S))
     except ValueError:
         return DEFAULT_EXIT_WATCHDOG_S
-    return seconds if seconds > 0 else DEFAULT_EXIT_WATCHDOG_S
+    return seconds if 0 < seconds <= 3600 else DEFAULT_EXIT_WATCHDOG_S
 
 
 class ImportTimeStop:

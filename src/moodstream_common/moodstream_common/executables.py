@@ -14,7 +14,9 @@ finalisation the collector does the same work with the modules half torn down an
 threads frozen wherever they stood, and CI saw a node hang there for good. (rclpy's
 ``LifecycleNode`` sits in reference cycles of its own bound methods, and its state machine holds
 the rcl node, so ``destroy_node()`` leaves the node, and with the last one the DDS participant, to
-the collector.) Should the collection itself hang, faulthandler prints every thread's stack after
+the collector. MoodStream's stages release the state machine in their ``destroy_node()``, so this
+collection finds little left; it stays for what else a node may leave in a cycle.) Should the
+collection itself hang, faulthandler prints every thread's stack after
 ``MOODSTREAM_EXIT_WATCHDOG_S`` seconds (default 4: the collection takes about 25 ms, and
 ``ros2 launch`` escalates to SIGTERM 5 s after its SIGINT, then to SIGKILL, which prints nothing)
 and ends the process with status 1.

@@ -71,6 +71,7 @@ class StageNode(LifecycleNode):
     stage = "stage"
 
     def __init__(self, name: str, specs: Mapping[str, Any], **kwargs) -> None:
+        self._destroyed = False
         super().__init__(name, **kwargs)
         self.params = declare_parameters(self, {**specs, **LIFECYCLE_SPECS}, on_change=self.on_parameters)
         self.stats = StageStats()
@@ -216,6 +217,8 @@ class StageNode(LifecycleNode):
     @property
     def state(self) -> str:
         """unconfigured, inactive, active or finalized (or a transition's name, briefly)."""
+        if self._destroyed:
+            return "finalized"
         return self._state_machine.current_state[1]
 
     def _step(self, step: Callable[[], None], transition: str) -> TransitionCallbackReturn:
@@ -281,8 +284,16 @@ class StageNode(LifecycleNode):
                 raise self._transition_exception or RuntimeError(self.transition_error or "transition failed")
 
     def destroy_node(self) -> None:
+        if self._destroyed:
+            return
         self._release(self.state)
         super().destroy_node()
+        self._destroyed = True
+        # rclpy's state machine holds the rcl node, and rclpy's LifecycleNode sits in reference
+        # cycles of its own bound methods: left alone, the node (and, with a process's last node,
+        # its DDS participant and shared-memory segment) would go with whichever garbage
+        # collection comes next, or at interpreter exit. Released here, it goes now.
+        self._state_machine.destroy_when_not_in_use()
 
     def _diagnostic(self) -> DiagnosticStatus:
         state = self.state

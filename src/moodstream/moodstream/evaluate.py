@@ -232,11 +232,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         for name, accuracy in result["robustness"].items():
             print(f"  {name:32s} {accuracy:.2%}" + (f"  {100 * (accuracy - base):+.1f} points" if name != "unchanged"
                                                      else ""))
-    png = args.confusion_png or Path(f"confusion_{args.split}.png")
-    confusion_png(result["cm"], result["model"].labels, png,
-                  f"{result['model'].name}@{result['model'].version} on FER2013 {args.split}: "
-                  f"{result['metrics']['accuracy']:.1%}")
-    print(f"confusion matrix image: {png}")
+    if args.confusion_png:
+        confusion_png(result["cm"], result["model"].labels, args.confusion_png,
+                      f"{result['model'].name}@{result['model'].version} on FER2013 {args.split}: "
+                      f"{result['metrics']['accuracy']:.1%}")
+        print(f"confusion matrix image: {args.confusion_png}")
     if args.update_metadata:
         meta_path = model_path.with_suffix(".json")
         meta = json.loads(meta_path.read_text())
@@ -268,7 +268,7 @@ def add_parser(sub) -> None:
     p.add_argument("--model", help="a .tflite (default: the installed models/emotion.tflite)")
     p.add_argument("--data", help="folder with fer2013_<split>.npz.xz (default: ../shared/data/fer2013)")
     p.add_argument("--split", default="PublicTest")
-    p.add_argument("--confusion-png", type=Path)
+    p.add_argument("--confusion-png", type=Path, help="also draw the confusion matrix into this PNG")
     p.add_argument("--end-to-end", action="store_true",
                    help="also set each face into a frame and detect, crop and classify it as the pipeline does")
     p.add_argument("--detector", default="haar", help="the end-to-end run's detector (haar, mtcnn)")

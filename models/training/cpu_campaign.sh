@@ -8,15 +8,18 @@
 #
 #   teacher_a   64,64|128,128|256,256|512,512 (4.7 M parameters), 60 epochs, seed 1234
 #   student_a   32|64|128,128|256,256 (the shipped network), 80 epochs, distilled from teacher_a
+#               on 10 kept views of every image (train.py --teacher-views: the teacher labels each
+#               view once, where on every step it would take two thirds of a distillation epoch)
 #   teacher_b   the teacher's network again, seed 2027
-#   student_ab  the shipped network, 80 epochs, distilled from the ensemble of both teachers
+#   student_ab  the shipped network, 80 epochs, distilled from the ensemble of both teachers, on
+#               10 kept views
 #   student_swa stochastic weight averaging (moodstream_train.swa, 16 epochs from lr 0.03, as the
 #               shipped model's) of whichever student scores higher on the validation split
 #
 # All of them hold out the same validation split (10% of every class of Training, split seed
 # 1234), which chooses among them; PublicTest is measured once, for the model chosen. Each step
 # appends its log to checkpoints/campaign/<step>/log.txt. On this project's 2-core Xeon with
-# bf16 autocast: about 4 min per teacher epoch, an estimated 2 per distillation or SWA epoch.
+# bf16 autocast: about 4 min per teacher epoch; drawing a teacher's views about 1 min a view.
 #
 #   BUDGET_MINUTES=150 nice -n 19 bash models/training/cpu_campaign.sh
 #
@@ -33,6 +36,7 @@ STUDENT=${STUDENT:-"32|64|128,128|256,256"}
 TEACHER_EPOCHS=${TEACHER_EPOCHS:-60}
 STUDENT_EPOCHS=${STUDENT_EPOCHS:-80}
 SWA_EPOCHS=${SWA_EPOCHS:-16}
+TEACHER_VIEWS=${TEACHER_VIEWS:-10}
 read -r -a EXTRA <<< "${EXTRA_ARGS:-}"
 BUDGET_SPENT=75  # moodstream_train.train.BUDGET_SPENT
 deadline=$(($(date +%s) + BUDGET_MINUTES * 60))
@@ -60,8 +64,8 @@ step() {
     echo "$name failed (exit $status): see $CAMPAIGN/$name/log.txt" >&2
     exit "$status"
   fi
-  # final.pt holds the trained weights; the optimizer state is no longer needed.
-  rm -f "$CAMPAIGN/$name/last.pt"
+  # final.pt holds the trained weights; the optimizer state and the teachers' views are no longer needed.
+  rm -f "$CAMPAIGN/$name/last.pt" "$CAMPAIGN/$name/teacher_views.pt"
   tail -1 "$CAMPAIGN/$name/log.txt" | cut -c1-300
 }
 
@@ -77,10 +81,11 @@ PY
 }
 
 step teacher_a train --spec "$TEACHER" --epochs "$TEACHER_EPOCHS" --seed 1234
-step student_a train --spec "$STUDENT" --epochs "$STUDENT_EPOCHS" --seed 1234 --teacher "$CAMPAIGN/teacher_a/final.pt"
+step student_a train --spec "$STUDENT" --epochs "$STUDENT_EPOCHS" --seed 1234 --teacher "$CAMPAIGN/teacher_a/final.pt" \
+  --teacher-views "$TEACHER_VIEWS"
 step teacher_b train --spec "$TEACHER" --epochs "$TEACHER_EPOCHS" --seed 2027
 step student_ab train --spec "$STUDENT" --epochs "$STUDENT_EPOCHS" --seed 1234 \
-  --teacher "$CAMPAIGN/teacher_a/final.pt" "$CAMPAIGN/teacher_b/final.pt"
+  --teacher "$CAMPAIGN/teacher_a/final.pt" "$CAMPAIGN/teacher_b/final.pt" --teacher-views "$TEACHER_VIEWS"
 if [ ! -f "$CAMPAIGN/student_swa/final.pt" ]; then
   chosen=$(better_student) || exit 1
   echo "student_swa: from $chosen, the better student on the validation split"

@@ -9,6 +9,14 @@ model goes to ``OUT/final.pt`` with a ``summary.json``. Uses CUDA when available
 ``--stop-after-minutes`` a run stops between epochs before it would pass its time budget and
 exits with ``BUDGET_SPENT`` (75); ``--resume`` continues it later, in another session.
 
+With ``--teacher-views K`` the teachers see every training image only K times, before the
+student's first epoch: K augmented views of it are drawn once and kept (as uint8) with the
+teachers' logits on them, and each student epoch trains on one of them per image, chosen at
+random (as Fast Knowledge Distillation, Shen and Xing 2022, keeps its teacher's soft labels). On a
+CPU, where a teacher's forward pass costs more than the student's whole step, this makes a
+distillation epoch about three times faster. The views and logits go to ``OUT/teacher_views.pt``
+and are reused by ``--resume`` while the teachers' files and the split are the same.
+
 The validation split is ``--val-fraction`` of every class of Training, drawn with ``--split-seed``
 (fixed, whatever ``--seed`` initialises the network with), so that every member of an ensemble
 and every student is chosen on the same images, which none of them trained on.
@@ -17,6 +25,7 @@ and every student is chosen on the same images, which none of them trained on.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import os
@@ -118,6 +127,47 @@ def stop_if_budget_spent(minutes: float, started: float, first_epoch: int, epoch
         sys.exit(BUDGET_SPENT)
 
 
+def file_digest(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+@torch.no_grad()
+def draw_teacher_views(teachers: list[torch.nn.Module], x: torch.Tensor, views: int, seed: int, use_bf16: bool,
+                       batch: int = 512) -> tuple[torch.Tensor, torch.Tensor]:
+    """``views`` augmented copies of every image of ``x`` (uint8, (views, N, 1, H, W)) and every
+    teacher's logits on each ((views, N, teachers, classes), float32). The logits are taken on the
+    uint8 copy the student will see, so that the two match exactly."""
+    generator = torch.Generator(device=x.device).manual_seed(seed)
+    images = torch.empty((views, *x.shape), dtype=torch.uint8, device=x.device)
+    logits = None
+    for view in range(views):
+        for i in range(0, len(x), batch):
+            copy = augment(x[i : i + batch], generator).mul_(255.0).round_().to(torch.uint8)
+            images[view, i : i + batch] = copy
+            with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=use_bf16):
+                out = torch.stack([teacher(copy.float().div_(255.0)).float() for teacher in teachers], dim=1)
+            if logits is None:
+                logits = torch.empty((views, len(x), *out.shape[1:]), dtype=torch.float32, device=x.device)
+            logits[view, i : i + batch] = out
+        log.info("teacher views: %d of %d drawn", view + 1, views)
+    return images, logits
+
+
+def teacher_views(path: Path, key: dict, make) -> tuple[torch.Tensor, torch.Tensor]:
+    """The views and logits kept at ``path`` when they were drawn for ``key``, else ``make()``'s, kept."""
+    if path.is_file():
+        kept = torch.load(path, map_location="cpu", weights_only=False)
+        if kept.get("key") == key:
+            log.info("teacher views: %d views of %d images read from %s", *kept["images"].shape[:2], path)
+            return kept["images"], kept["logits"]
+        log.info("teacher views: %s was drawn for other teachers, views or data: drawing them again", path)
+    started = time.time()
+    images, logits = make()
+    save_atomically({"key": key, "images": images, "logits": logits}, path)
+    log.info("teacher views: drawn in %.0fs, kept in %s", time.time() - started, path)
+    return images, logits
+
+
 def load_checkpoint(path: Path, device: torch.device) -> tuple[EmotionNet, dict]:
     ckpt = torch.load(path, map_location=device, weights_only=False)
     model = EmotionNet(ckpt["spec"], dropout=ckpt["dropout"]).to(device)
@@ -138,6 +188,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--label-smoothing", type=float, default=0.1)
     ap.add_argument("--teacher", type=Path, nargs="+",
                     help="checkpoint(s) of the teacher(s) to distil from; several make an ensemble")
+    ap.add_argument("--teacher-views", type=int, default=0,
+                    help="the teachers label this many augmented views of every image once, and every epoch "
+                         "trains on one of them (0: the teachers run on every step's own augmentation)")
     ap.add_argument("--kd-weight", type=float, default=0.7, help="share of the distillation loss")
     ap.add_argument("--kd-temperature", type=float, default=4.0)
     ap.add_argument("--val-fraction", type=float, default=VAL_FRACTION,
@@ -152,6 +205,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--stop-after-minutes", type=float, default=0.0,
                     help="stop between epochs before this budget would be passed (0: no budget)")
     args = ap.parse_args(argv)
+    run_started = time.time()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -184,6 +238,9 @@ def main(argv: list[str] | None = None) -> None:
         teachers.append(teacher)
         log.info("distilling from %s (%d parameters)", path, count_params(teacher))
 
+    if args.teacher_views < 0 or (args.teacher_views and not teachers):
+        raise SystemExit("--teacher-views takes a positive number of views, and one or more --teacher")
+
     steps_per_epoch = len(x_train) // args.batch
     optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9, nesterov=True,
                                 weight_decay=args.weight_decay)
@@ -198,10 +255,23 @@ def main(argv: list[str] | None = None) -> None:
             # The one-cycle schedule is laid out for the whole run; it cannot be stretched.
             raise SystemExit(f"{last} belongs to a run of {state['epochs']} epochs: resume it with "
                              f"--epochs {state['epochs']}, or start afresh with another --out")
+        if state.get("teacher_views", 0) != args.teacher_views:
+            raise SystemExit(f"{last} was trained with --teacher-views {state.get('teacher_views', 0)}: resume it "
+                             "with the same, or start afresh with another --out")
         start_epoch, history = state["epoch"], state["history"]
         if "torch_rng" in state:
             torch.set_rng_state(state["torch_rng"])
         log.info("resumed at epoch %d", start_epoch)
+
+    views, views_started = None, time.time()
+    if args.teacher_views and start_epoch < args.epochs:
+        key = {"teachers": [file_digest(path) for path in args.teacher], "views": args.teacher_views,
+               "seed": args.seed, "train_images": len(x_train), "val_fraction": args.val_fraction,
+               "split_seed": args.split_seed, "bf16": use_bf16}
+        views = teacher_views(args.out / "teacher_views.pt", key, lambda: draw_teacher_views(
+            teachers, x_train, args.teacher_views, args.seed + 1, use_bf16))
+        views = tuple(t.to(device) for t in views)
+        teachers = []  # their work is done
 
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
@@ -209,22 +279,30 @@ def main(argv: list[str] | None = None) -> None:
         model = model.to(memory_format=torch.channels_last)
     log.info("precision %s", "bf16 autocast, channels-last" if use_bf16 else "fp32")
     t0 = time.time()
-    seconds_before = history[-1].get("seconds", 0.0) if history else 0.0
+    # What is left of the budget for the epochs, after the set-up (drawing teacher views takes minutes).
+    epoch_budget = args.stop_after_minutes and max(args.stop_after_minutes - (t0 - run_started) / 60, 1e-6)
+    seconds_before = (history[-1].get("seconds", 0.0) if history else 0.0) + (t0 - views_started)
     for epoch in range(start_epoch, args.epochs):
-        stop_if_budget_spent(args.stop_after_minutes, t0, start_epoch, epoch)
+        stop_if_budget_spent(epoch_budget, t0, start_epoch, epoch)
         model.train()
         order = torch.randperm(len(x_train), generator=generator, device=device)
         total_loss = 0.0
         for step in range(steps_per_epoch):
             idx = order[step * args.batch : (step + 1) * args.batch]
-            xb = augment(x_train[idx], generator)
             yb = y_train[idx]
+            if views is not None:
+                view = torch.randint(0, args.teacher_views, (len(idx),), generator=generator, device=device)
+                xb = views[0][view, idx].float().div_(255.0)
+                t_logits = list(views[1][view, idx].unbind(1))
+            else:
+                xb = augment(x_train[idx], generator)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
                 logits = model(xb)
                 loss = F.cross_entropy(logits.float(), yb, label_smoothing=args.label_smoothing)
                 if teachers:
                     with torch.no_grad():
                         t_logits = [teacher(xb).float() for teacher in teachers]
+                if teachers or views is not None:
                     kd = distillation_loss(logits.float(), t_logits, args.kd_temperature)
                     loss = (1 - args.kd_weight) * loss + args.kd_weight * kd
             optimizer.zero_grad(set_to_none=True)
@@ -244,7 +322,7 @@ def main(argv: list[str] | None = None) -> None:
                          "torch_rng": torch.get_rng_state(),
                          "epoch": epoch + 1, "epochs": args.epochs, "history": history, "spec": args.spec,
                          "dropout": args.dropout, "val_fraction": args.val_fraction,
-                         "split_seed": args.split_seed}, last)
+                         "split_seed": args.split_seed, "teacher_views": args.teacher_views}, last)
 
     summary = {
         "spec": args.spec, "dropout": args.dropout, "labels": list(LABELS),
@@ -254,6 +332,7 @@ def main(argv: list[str] | None = None) -> None:
         "teacher": [str(path) for path in args.teacher] if args.teacher else None,
         "kd_weight": args.kd_weight if args.teacher else None,
         "kd_temperature": args.kd_temperature if args.teacher else None,
+        "teacher_views": args.teacher_views or None,
         "val_fraction": args.val_fraction, "split_seed": args.split_seed, "device": str(device),
         "precision": "bf16" if use_bf16 else "fp32",
         "train_images": len(x_train), "heldout_images": len(x_val),

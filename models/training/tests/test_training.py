@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import lzma
 import os
 import subprocess
@@ -151,6 +152,54 @@ def test_a_student_learns_from_two_teachers_of_its_split_and_refuses_one_of_anot
                     "--teacher", str(tmp_path / "t5" / "final.pt")])
 
 
+def test_a_student_on_kept_teacher_views_learns_their_logits_and_resumes_exactly(data_dir, tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="moodstream_train")
+    assert run_train(data_dir, tmp_path / "t1", "--epochs", "1", "--seed", "1") == 0
+    assert run_train(data_dir, tmp_path / "t2", "--epochs", "1", "--seed", "2") == 0
+    teacher_paths = [tmp_path / "t1" / "final.pt", tmp_path / "t2" / "final.pt"]
+    distil = ["--epochs", "3", "--teacher", *map(str, teacher_paths), "--teacher-views", "3"]
+    assert run_train(data_dir, tmp_path / "whole", *distil) == 0
+    assert json.loads((tmp_path / "whole" / "summary.json").read_text())["teacher_views"] == 3
+
+    kept = torch.load(tmp_path / "whole" / "teacher_views.pt", weights_only=False)
+    images, logits = kept["images"], kept["logits"]
+    assert images.dtype == torch.uint8 and images.shape == (3, 324, 1, 48, 48)  # 360 faces less the 10% held out
+    assert logits.shape == (3, 324, 2, 6)
+    assert not torch.equal(images[0], images[1])  # each view is its own augmentation
+    for index, path in enumerate(teacher_paths):  # the logits are each teacher's on the very image kept
+        teacher, _ = train.load_checkpoint(path, torch.device("cpu"))
+        with torch.no_grad():
+            assert torch.allclose(teacher.eval()(images[2].float() / 255.0), logits[2, :, index], atol=1e-5)
+
+    # Stopped at its budget, then resumed: the views are read back, and the weights are the unbroken run's.
+    assert run_train(data_dir, tmp_path / "cut", *distil, "--stop-after-minutes", "0.0001") == BUDGET_SPENT
+    caplog.clear()
+    assert run_train(data_dir, tmp_path / "cut", *distil, "--resume") == 0
+    assert "teacher views: 3 views of 324 images read from" in caplog.text and "drawn in" not in caplog.text
+    whole = torch.load(tmp_path / "whole" / "final.pt", weights_only=False)["model"]
+    resumed = torch.load(tmp_path / "cut" / "final.pt", weights_only=False)["model"]
+    for name, tensor in whole.items():
+        assert torch.equal(tensor, resumed[name]), name
+
+    # Views kept for other teachers are not reused: another teacher set draws its own.
+    caplog.clear()
+    assert run_train(data_dir, tmp_path / "whole", "--epochs", "1", "--teacher", str(teacher_paths[0]),
+                     "--teacher-views", "3") == 0
+    assert "was drawn for other teachers, views or data: drawing them again" in caplog.text
+    assert torch.load(tmp_path / "whole" / "teacher_views.pt", weights_only=False)["logits"].shape == (3, 324, 1, 6)
+
+
+def test_teacher_views_need_a_teacher_and_a_run_resumes_only_with_its_own(data_dir, tmp_path):
+    with pytest.raises(SystemExit, match="one or more --teacher"):
+        train.main(["--data", str(data_dir), "--out", str(tmp_path / "s"), *TINY, "--teacher-views", "4"])
+    assert run_train(data_dir, tmp_path / "t", "--epochs", "1") == 0
+    distil = ["--epochs", "3", "--teacher", str(tmp_path / "t" / "final.pt")]
+    assert run_train(data_dir, tmp_path / "s", *distil, "--stop-after-minutes", "0.0001") == BUDGET_SPENT
+    with pytest.raises(SystemExit, match="was trained with --teacher-views 0"):
+        train.main(["--data", str(data_dir), "--out", str(tmp_path / "s"), *TINY, *distil, "--teacher-views", "2",
+                    "--resume"])
+
+
 def test_a_checkpoint_write_cut_short_leaves_the_previous_checkpoint_whole(tmp_path, monkeypatch):
     path = tmp_path / "last.pt"
     save_atomically({"epoch": 1}, path)
@@ -179,7 +228,7 @@ def test_the_precision_asked_for_is_used_and_the_model_saved_loads_as_usual(data
 def test_the_cpu_campaign_runs_its_steps_in_order_and_a_second_call_finds_them_done(data_dir, tmp_path):
     env = {**os.environ, "PYTHON": sys.executable, "DATA": str(data_dir), "CAMPAIGN": str(tmp_path / "campaign"),
            "TEACHER": "4|8", "STUDENT": "4", "TEACHER_EPOCHS": "2", "STUDENT_EPOCHS": "1", "SWA_EPOCHS": "1",
-           "BUDGET_MINUTES": "30",
+           "TEACHER_VIEWS": "2", "BUDGET_MINUTES": "30",
            "EXTRA_ARGS": "--batch 32 --threads 1 --precision fp32"}
     first = subprocess.run(["bash", str(TRAINING / "cpu_campaign.sh")], env=env, capture_output=True, text=True,
                            timeout=600)
@@ -189,8 +238,11 @@ def test_the_cpu_campaign_runs_its_steps_in_order_and_a_second_call_finds_them_d
     for step in steps:
         assert (tmp_path / "campaign" / step / "final.pt").is_file()
         assert not (tmp_path / "campaign" / step / "last.pt").exists()  # the optimizer state is dropped
+        assert not (tmp_path / "campaign" / step / "teacher_views.pt").exists()  # and the students' views
     student = json.loads((tmp_path / "campaign" / "student_ab" / "summary.json").read_text())
     assert [Path(t).parent.name for t in student["teacher"]] == ["teacher_a", "teacher_b"]
+    for name in ("student_a", "student_ab"):
+        assert json.loads((tmp_path / "campaign" / name / "summary.json").read_text())["teacher_views"] == 2
     scores = {name: json.loads((tmp_path / "campaign" / name / "summary.json").read_text())["heldout_acc"]
               for name in ("student_a", "student_ab")}
     chosen = max(scores, key=lambda name: (scores[name], name == "student_a"))

@@ -3,7 +3,7 @@
 # candidate model set, calibrated on that split and measured on PublicTest once; ADOPT=1 then
 # puts it in models/ (and its figures in docs/).
 #
-#   bash models/training/adopt.sh models/training/checkpoints/campaign/student_swa/final.pt
+#   bash models/training/adopt.sh models/training/checkpoints/campaign/student_ab_swa/final.pt
 #   ADOPT=1 bash models/training/adopt.sh ...   # after reading the comparison it prints
 #
 # Writes CANDIDATE (default runs/candidate): emotion.tflite, .json and _reference.npz (float16),

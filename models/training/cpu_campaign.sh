@@ -10,14 +10,17 @@
 #   student_a   32|64|128,128|256,256 (the shipped network), 80 epochs, distilled from teacher_a
 #               on 10 kept views of every image (train.py --teacher-views: the teacher labels each
 #               view once, where on every step it would take two thirds of a distillation epoch)
+#   student_a_swa   stochastic weight averaging of student_a (moodstream_train.swa, 16 epochs
+#               from lr 0.03, as the shipped model's): the first candidate, a few sessions before
+#               the ensemble's
 #   teacher_b   the teacher's network again, seed 2027
 #   student_ab  the shipped network, 80 epochs, distilled from the ensemble of both teachers, on
 #               10 kept views
-#   student_swa stochastic weight averaging (moodstream_train.swa, 16 epochs from lr 0.03, as the
-#               shipped model's) of whichever student scores higher on the validation split
+#   student_ab_swa  the same averaging of student_ab
 #
 # All of them hold out the same validation split (10% of every class of Training, split seed
-# 1234), which chooses among them; PublicTest is measured once, for the model chosen. Each step
+# 1234), which chooses between the two candidates (the averaged students); PublicTest is measured
+# once, for the model chosen (adopt.sh). Each step
 # appends its log to checkpoints/campaign/<step>/log.txt. On this project's 2-core Xeon with
 # bf16 autocast: about 4 min per teacher epoch; drawing a teacher's views about 1 min a view.
 #
@@ -69,26 +72,25 @@ step() {
   tail -1 "$CAMPAIGN/$name/log.txt" | cut -c1-300
 }
 
-# The student with the higher accuracy on the validation split (ties: student_a, the simpler).
-better_student() {
+# The candidate with the higher accuracy on the validation split (ties: student_a_swa, one teacher).
+better_candidate() {
   "$PYTHON" - "$CAMPAIGN" <<'PY'
 import json, sys
 from pathlib import Path
 scores = {name: json.loads((Path(sys.argv[1]) / name / "summary.json").read_text())["heldout_acc"]
-          for name in ("student_a", "student_ab")}
-print(max(scores, key=lambda name: (scores[name], name == "student_a")))
+          for name in ("student_a_swa", "student_ab_swa")}
+print(max(scores, key=lambda name: (scores[name], name == "student_a_swa")))
 PY
 }
 
 step teacher_a train --spec "$TEACHER" --epochs "$TEACHER_EPOCHS" --seed 1234
 step student_a train --spec "$STUDENT" --epochs "$STUDENT_EPOCHS" --seed 1234 --teacher "$CAMPAIGN/teacher_a/final.pt" \
   --teacher-views "$TEACHER_VIEWS"
+step student_a_swa swa "$CAMPAIGN/student_a/final.pt" --epochs "$SWA_EPOCHS" --lr 0.03
 step teacher_b train --spec "$TEACHER" --epochs "$TEACHER_EPOCHS" --seed 2027
 step student_ab train --spec "$STUDENT" --epochs "$STUDENT_EPOCHS" --seed 1234 \
   --teacher "$CAMPAIGN/teacher_a/final.pt" "$CAMPAIGN/teacher_b/final.pt" --teacher-views "$TEACHER_VIEWS"
-if [ ! -f "$CAMPAIGN/student_swa/final.pt" ]; then
-  chosen=$(better_student) || exit 1
-  echo "student_swa: from $chosen, the better student on the validation split"
-  step student_swa swa "$CAMPAIGN/$chosen/final.pt" --epochs "$SWA_EPOCHS" --lr 0.03
-fi
-echo "campaign complete: $CAMPAIGN/student_swa/final.pt; export it and measure PublicTest once (README)"
+step student_ab_swa swa "$CAMPAIGN/student_ab/final.pt" --epochs "$SWA_EPOCHS" --lr 0.03
+chosen=$(better_candidate) || exit 1
+echo "campaign complete: the validation split chooses $chosen;" \
+  "bash models/training/adopt.sh $(cd "$CAMPAIGN" && pwd)/$chosen/final.pt"

@@ -233,7 +233,7 @@ def test_the_cpu_campaign_runs_its_steps_in_order_and_a_second_call_finds_them_d
     first = subprocess.run(["bash", str(TRAINING / "cpu_campaign.sh")], env=env, capture_output=True, text=True,
                            timeout=600)
     assert first.returncode == 0, first.stdout + first.stderr
-    steps = ["teacher_a", "student_a", "teacher_b", "student_ab", "student_swa"]
+    steps = ["teacher_a", "student_a", "student_a_swa", "teacher_b", "student_ab", "student_ab_swa"]
     assert [line.split(":")[0] for line in first.stdout.splitlines() if line.endswith("log.txt")] == steps
     for step in steps:
         assert (tmp_path / "campaign" / step / "final.pt").is_file()
@@ -243,16 +243,16 @@ def test_the_cpu_campaign_runs_its_steps_in_order_and_a_second_call_finds_them_d
     assert [Path(t).parent.name for t in student["teacher"]] == ["teacher_a", "teacher_b"]
     for name in ("student_a", "student_ab"):
         assert json.loads((tmp_path / "campaign" / name / "summary.json").read_text())["teacher_views"] == 2
+        averaged = json.loads((tmp_path / "campaign" / f"{name}_swa" / "summary.json").read_text())
+        assert Path(averaged["swa"]["from"]).parent.name == name
     scores = {name: json.loads((tmp_path / "campaign" / name / "summary.json").read_text())["heldout_acc"]
-              for name in ("student_a", "student_ab")}
-    chosen = max(scores, key=lambda name: (scores[name], name == "student_a"))
-    averaged = json.loads((tmp_path / "campaign" / "student_swa" / "summary.json").read_text())
-    assert Path(averaged["swa"]["from"]).parent.name == chosen, (scores, averaged["swa"]["from"])
-    assert f"student_swa: from {chosen}" in first.stdout
+              for name in ("student_a_swa", "student_ab_swa")}
+    chosen = max(scores, key=lambda name: (scores[name], name == "student_a_swa"))
+    assert (f"campaign complete: the validation split chooses {chosen}; bash models/training/adopt.sh "
+            f"{tmp_path / 'campaign' / chosen / 'final.pt'}") in first.stdout, (scores, first.stdout)
     second = subprocess.run(["bash", str(TRAINING / "cpu_campaign.sh")], env=env, capture_output=True, text=True,
                             timeout=120)
     assert second.returncode == 0 and "campaign complete" in second.stdout and "log.txt" not in second.stdout
-    assert "student_swa: from" not in second.stdout
 
 
 def test_the_campaign_stops_at_its_budget_and_says_how_to_go_on(data_dir, tmp_path):

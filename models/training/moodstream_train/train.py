@@ -14,7 +14,8 @@ student's first epoch: K augmented views of it are drawn once and kept (as uint8
 teachers' logits on them, and each student epoch trains on one of them per image, chosen at
 random (as Fast Knowledge Distillation, Shen and Xing 2022, keeps its teacher's soft labels). On a
 CPU, where a teacher's forward pass costs more than the student's whole step, this makes a
-distillation epoch about three times faster. The views and logits go to ``OUT/teacher_views.pt``
+distillation epoch more than twice as fast (measured on this project's CPU: 45 s, against about
+105 s from the measured cost of its steps). The views and logits go to ``OUT/teacher_views.pt``
 and are reused by ``--resume`` while the teachers' files and the split are the same.
 
 The validation split is ``--val-fraction`` of every class of Training, drawn with ``--split-seed``
@@ -263,14 +264,15 @@ def main(argv: list[str] | None = None) -> None:
             torch.set_rng_state(state["torch_rng"])
         log.info("resumed at epoch %d", start_epoch)
 
-    views, views_started = None, time.time()
+    kept_images = kept_logits = None
+    views_started = time.time()
     if args.teacher_views and start_epoch < args.epochs:
         key = {"teachers": [file_digest(path) for path in args.teacher], "views": args.teacher_views,
                "seed": args.seed, "train_images": len(x_train), "val_fraction": args.val_fraction,
                "split_seed": args.split_seed, "bf16": use_bf16}
-        views = teacher_views(args.out / "teacher_views.pt", key, lambda: draw_teacher_views(
-            teachers, x_train, args.teacher_views, args.seed + 1, use_bf16))
-        views = tuple(t.to(device) for t in views)
+        kept_images, kept_logits = (t.to(device) for t in teacher_views(
+            args.out / "teacher_views.pt", key,
+            lambda: draw_teacher_views(teachers, x_train, args.teacher_views, args.seed + 1, use_bf16)))
         teachers = []  # their work is done
 
     if device.type == "cuda":
@@ -290,10 +292,10 @@ def main(argv: list[str] | None = None) -> None:
         for step in range(steps_per_epoch):
             idx = order[step * args.batch : (step + 1) * args.batch]
             yb = y_train[idx]
-            if views is not None:
+            if kept_images is not None:
                 view = torch.randint(0, args.teacher_views, (len(idx),), generator=generator, device=device)
-                xb = views[0][view, idx].float().div_(255.0)
-                t_logits = list(views[1][view, idx].unbind(1))
+                xb = kept_images[view, idx].float().div_(255.0)
+                t_logits = list(kept_logits[view, idx].unbind(1))
             else:
                 xb = augment(x_train[idx], generator)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
@@ -302,7 +304,7 @@ def main(argv: list[str] | None = None) -> None:
                 if teachers:
                     with torch.no_grad():
                         t_logits = [teacher(xb).float() for teacher in teachers]
-                if teachers or views is not None:
+                if teachers or kept_logits is not None:
                     kd = distillation_loss(logits.float(), t_logits, args.kd_temperature)
                     loss = (1 - args.kd_weight) * loss + args.kd_weight * kd
             optimizer.zero_grad(set_to_none=True)

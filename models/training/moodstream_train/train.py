@@ -10,13 +10,18 @@ model goes to ``OUT/final.pt`` with a ``summary.json``. Uses CUDA when available
 exits with ``BUDGET_SPENT`` (75); ``--resume`` continues it later, in another session.
 
 With ``--teacher-views K`` the teachers see every training image only K times, before the
-student's first epoch: K augmented views of it are drawn once and kept (as uint8) with the
-teachers' logits on them, and each student epoch trains on one of them per image, chosen at
-random (as Fast Knowledge Distillation, Shen and Xing 2022, keeps its teacher's soft labels). On a
-CPU, where a teacher's forward pass costs more than the student's whole step, this makes a
-distillation epoch more than twice as fast (measured on this project's CPU: 45 s, against about
-105 s from the measured cost of its steps). The views and logits go to ``OUT/teacher_views.pt``
-and are reused by ``--resume`` while the teachers' files and the split are the same.
+student's first epoch: K augmented views of it are drawn (as uint8) and labelled once with the
+teachers' logits, and each student epoch trains on one of them per image, chosen at random (as
+Fast Knowledge Distillation, Shen and Xing 2022, keeps its teacher's soft labels). On a CPU, where
+a teacher's forward pass costs more than the student's whole step, this makes a distillation epoch
+more than twice as fast (measured on this project's CPU: 45 s, against about 105 s from the
+measured cost of its steps). The logits go to ``OUT/teacher_views.pt`` after every view, with a
+digest of the view's images; the views themselves are drawn again from the seed in seconds, so
+``--resume`` (in another session, from a commit) reuses every view that comes out the same. The
+time budget counts the labelling, and stops between views.
+``--teacher-flip`` has every teacher label the mirror image too (each view's or step's), and the
+student learns the mean of both: the teachers' flip averaging, which costs them one more forward
+pass each (once per view with ``--teacher-views``).
 
 The validation split is ``--val-fraction`` of every class of Training, drawn with ``--split-seed``
 (fixed, whatever ``--seed`` initialises the network with), so that every member of an ensemble
@@ -33,6 +38,7 @@ import os
 import random
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -132,41 +138,90 @@ def file_digest(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-@torch.no_grad()
-def draw_teacher_views(teachers: list[torch.nn.Module], x: torch.Tensor, views: int, seed: int, use_bf16: bool,
-                       batch: int = 512) -> tuple[torch.Tensor, torch.Tensor]:
-    """``views`` augmented copies of every image of ``x`` (uint8, (views, N, 1, H, W)) and every
-    teacher's logits on each ((views, N, teachers, classes), float32). The logits are taken on the
-    uint8 copy the student will see, so that the two match exactly."""
+def ensemble_logits(teachers: list[torch.nn.Module], x: torch.Tensor, flip: bool) -> list[torch.Tensor]:
+    """Every teacher's logits on ``x`` and, with ``flip``, on its mirror image next to them: the
+    members whose softened distributions the student learns the mean of."""
+    logits = []
+    for teacher in teachers:
+        logits.append(teacher(x).float())
+        if flip:
+            logits.append(teacher(x.flip(3)).float())
+    return logits
+
+
+def draw_views(x: torch.Tensor, views: int, seed: int, batch: int = 512) -> Iterator[torch.Tensor]:
+    """The ``views`` augmented copies of ``x`` (uint8, like ``x``'s shape), one at a time: the same
+    ones for the same seed, so that a run resumed in another session draws them again in seconds."""
     generator = torch.Generator(device=x.device).manual_seed(seed)
-    images = torch.empty((views, *x.shape), dtype=torch.uint8, device=x.device)
-    logits = None
-    for view in range(views):
+    for _ in range(views):
+        view = torch.empty(x.shape, dtype=torch.uint8, device=x.device)
         for i in range(0, len(x), batch):
-            copy = augment(x[i : i + batch], generator).mul_(255.0).round_().to(torch.uint8)
-            images[view, i : i + batch] = copy
-            with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                out = torch.stack([teacher(copy.float().div_(255.0)).float() for teacher in teachers], dim=1)
-            if logits is None:
-                logits = torch.empty((views, len(x), *out.shape[1:]), dtype=torch.float32, device=x.device)
-            logits[view, i : i + batch] = out
-        log.info("teacher views: %d of %d drawn", view + 1, views)
-    return images, logits
+            view[i : i + batch] = augment(x[i : i + batch], generator).mul_(255.0).round_().to(torch.uint8)
+        yield view
 
 
-def teacher_views(path: Path, key: dict, make) -> tuple[torch.Tensor, torch.Tensor]:
-    """The views and logits kept at ``path`` when they were drawn for ``key``, else ``make()``'s, kept."""
+def image_digest(images: torch.Tensor) -> str:
+    return hashlib.sha256(images.cpu().numpy().tobytes()).hexdigest()
+
+
+@torch.no_grad()
+def label_view(teachers: list[torch.nn.Module], view: torch.Tensor, use_bf16: bool, flip: bool,
+               batch: int = 512) -> torch.Tensor:
+    """The ensemble's logits on a uint8 view, (N, members, classes) (``ensemble_logits``' members),
+    taken on the very image the student will see."""
+    out = []
+    for i in range(0, len(view), batch):
+        with torch.autocast(view.device.type, dtype=torch.bfloat16, enabled=use_bf16):
+            out.append(torch.stack(ensemble_logits(teachers, view[i : i + batch].float().div_(255.0), flip), dim=1))
+    return torch.cat(out)
+
+
+def teacher_views(path: Path, key: dict, teachers: list[torch.nn.Module], x: torch.Tensor, views: int, seed: int,
+                  use_bf16: bool, flip: bool, deadline: float = 0.0) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """``views`` augmented uint8 views of ``x`` ((views, *x.shape)), the ensemble's logits on each
+    ((views, N, members, classes), float32) and the seconds earlier runs spent labelling them.
+
+    The logits are kept at ``path`` after every view (with the digest of its images), for ``key``:
+    a later run draws the views again and reuses the logits of every view that comes out the same
+    image for image. Before labelling a view that would end past ``deadline`` (a ``time.time()``;
+    0: none) the run exits with ``BUDGET_SPENT``, its labelling kept."""
+    # bfloat16 holds a bf16 autocast's logits exactly, in half the space (they are committed between sessions).
+    dtype = torch.bfloat16 if use_bf16 else torch.float32
+    kept = {"key": key, "digests": [], "logits": None, "seconds": 0.0}
     if path.is_file():
-        kept = torch.load(path, map_location="cpu", weights_only=False)
-        if kept.get("key") == key:
-            log.info("teacher views: %d views of %d images read from %s", *kept["images"].shape[:2], path)
-            return kept["images"], kept["logits"]
-        log.info("teacher views: %s was drawn for other teachers, views or data: drawing them again", path)
-    started = time.time()
-    images, logits = make()
-    save_atomically({"key": key, "images": images, "logits": logits}, path)
-    log.info("teacher views: drawn in %.0fs, kept in %s", time.time() - started, path)
-    return images, logits
+        stored = torch.load(path, map_location="cpu", weights_only=False)
+        if stored.get("key") == key and "digests" in stored:
+            kept = stored
+        else:
+            log.info("teacher views: %s was labelled by other teachers or for other data: labelling again", path)
+    earlier_seconds = kept["seconds"]
+    images = torch.empty((views, *x.shape), dtype=torch.uint8, device=x.device)
+    logits: list[torch.Tensor] = []
+    labelled, labelling = 0, 0.0
+    for index, view in enumerate(draw_views(x, views, seed)):
+        images[index] = view
+        digest = image_digest(view)
+        if index < len(kept["digests"]):
+            if kept["digests"][index] == digest:
+                logits.append(kept["logits"][index].to(x.device, torch.float32))
+                continue
+            log.info("teacher views: view %d is not the image kept: labelling it and the rest again", index + 1)
+        if index == len(logits) and index > 0 and labelled == 0:
+            log.info("teacher views: %d of %d read back from %s", index, views, path)
+        if deadline and labelled and time.time() + labelling / labelled > deadline:
+            log.info("teacher views: time budget reached after %d of %d views: resume with --resume", index, views)
+            sys.exit(BUDGET_SPENT)
+        started = time.time()
+        logits.append(label_view(teachers, view, use_bf16, flip).to(dtype).float())
+        labelling += time.time() - started
+        labelled += 1
+        kept = {"key": key, "digests": [*kept["digests"][:index], digest],
+                "logits": torch.stack(logits).to("cpu", dtype), "seconds": kept["seconds"] + time.time() - started}
+        save_atomically(kept, path)
+        log.info("teacher views: %d of %d labelled (%.0fs)", index + 1, views, time.time() - started)
+    if not labelled:
+        log.info("teacher views: %d of %d read back from %s", views, views, path)
+    return images, torch.stack(logits), earlier_seconds
 
 
 def load_checkpoint(path: Path, device: torch.device) -> tuple[EmotionNet, dict]:
@@ -192,6 +247,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--teacher-views", type=int, default=0,
                     help="the teachers label this many augmented views of every image once, and every epoch "
                          "trains on one of them (0: the teachers run on every step's own augmentation)")
+    ap.add_argument("--teacher-flip", action="store_true",
+                    help="every teacher also labels the mirror image of what the student sees, and the student "
+                         "learns the mean of both (flip averaging, the teachers' own test-time augmentation)")
     ap.add_argument("--kd-weight", type=float, default=0.7, help="share of the distillation loss")
     ap.add_argument("--kd-temperature", type=float, default=4.0)
     ap.add_argument("--val-fraction", type=float, default=VAL_FRACTION,
@@ -241,6 +299,15 @@ def main(argv: list[str] | None = None) -> None:
 
     if args.teacher_views < 0 or (args.teacher_views and not teachers):
         raise SystemExit("--teacher-views takes a positive number of views, and one or more --teacher")
+    if args.teacher_flip and not teachers:
+        raise SystemExit("--teacher-flip needs one or more --teacher")
+    teacher_acc = None
+    if teachers:
+        # What the student is taught, scored as the teachers are (float32, softmax at T=1, averaged).
+        ensemble = torch.stack([predict(teacher, x_val, flip_tta=args.teacher_flip) for teacher in teachers]).mean(0)
+        teacher_acc = (ensemble.argmax(1) == y_val).float().mean().item()
+        log.info("the teachers%s: validation acc %.4f", " with their mirror images" if args.teacher_flip else "",
+                 teacher_acc)
 
     steps_per_epoch = len(x_train) // args.batch
     optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9, nesterov=True,
@@ -259,20 +326,24 @@ def main(argv: list[str] | None = None) -> None:
         if state.get("teacher_views", 0) != args.teacher_views:
             raise SystemExit(f"{last} was trained with --teacher-views {state.get('teacher_views', 0)}: resume it "
                              "with the same, or start afresh with another --out")
+        if state.get("teacher_flip", False) != args.teacher_flip:
+            raise SystemExit(f"{last} was trained {'with' if state.get('teacher_flip') else 'without'} "
+                             "--teacher-flip: resume it the same way, or start afresh with another --out")
         start_epoch, history = state["epoch"], state["history"]
         if "torch_rng" in state:
             torch.set_rng_state(state["torch_rng"])
         log.info("resumed at epoch %d", start_epoch)
 
     kept_images = kept_logits = None
-    views_started = time.time()
+    views_started, earlier_labelling = time.time(), 0.0
     if args.teacher_views and start_epoch < args.epochs:
-        key = {"teachers": [file_digest(path) for path in args.teacher], "views": args.teacher_views,
-               "seed": args.seed, "train_images": len(x_train), "val_fraction": args.val_fraction,
-               "split_seed": args.split_seed, "bf16": use_bf16}
-        kept_images, kept_logits = (t.to(device) for t in teacher_views(
-            args.out / "teacher_views.pt", key,
-            lambda: draw_teacher_views(teachers, x_train, args.teacher_views, args.seed + 1, use_bf16)))
+        key = {"teachers": [file_digest(path) for path in args.teacher], "seed": args.seed,
+               "train_images": len(x_train), "val_fraction": args.val_fraction, "split_seed": args.split_seed,
+               "bf16": use_bf16, "teacher_flip": args.teacher_flip}
+        deadline = run_started + args.stop_after_minutes * 60 if args.stop_after_minutes else 0.0
+        kept_images, kept_logits, earlier_labelling = teacher_views(
+            args.out / "teacher_views.pt", key, teachers, x_train, args.teacher_views, args.seed + 1, use_bf16,
+            args.teacher_flip, deadline)
         teachers = []  # their work is done
 
     if device.type == "cuda":
@@ -281,9 +352,10 @@ def main(argv: list[str] | None = None) -> None:
         model = model.to(memory_format=torch.channels_last)
     log.info("precision %s", "bf16 autocast, channels-last" if use_bf16 else "fp32")
     t0 = time.time()
-    # What is left of the budget for the epochs, after the set-up (drawing teacher views takes minutes).
+    # What is left of the budget for the epochs, after the set-up (labelling teacher views takes minutes).
     epoch_budget = args.stop_after_minutes and max(args.stop_after_minutes - (t0 - run_started) / 60, 1e-6)
-    seconds_before = (history[-1].get("seconds", 0.0) if history else 0.0) + (t0 - views_started)
+    # The time so far: earlier runs' epochs (labelling included), or, before the first epoch, their labelling.
+    seconds_before = (history[-1].get("seconds", 0.0) if history else earlier_labelling) + (t0 - views_started)
     for epoch in range(start_epoch, args.epochs):
         stop_if_budget_spent(epoch_budget, t0, start_epoch, epoch)
         model.train()
@@ -303,7 +375,7 @@ def main(argv: list[str] | None = None) -> None:
                 loss = F.cross_entropy(logits.float(), yb, label_smoothing=args.label_smoothing)
                 if teachers:
                     with torch.no_grad():
-                        t_logits = [teacher(xb).float() for teacher in teachers]
+                        t_logits = ensemble_logits(teachers, xb, args.teacher_flip)
                 if teachers or kept_logits is not None:
                     kd = distillation_loss(logits.float(), t_logits, args.kd_temperature)
                     loss = (1 - args.kd_weight) * loss + args.kd_weight * kd
@@ -324,7 +396,8 @@ def main(argv: list[str] | None = None) -> None:
                          "torch_rng": torch.get_rng_state(),
                          "epoch": epoch + 1, "epochs": args.epochs, "history": history, "spec": args.spec,
                          "dropout": args.dropout, "val_fraction": args.val_fraction,
-                         "split_seed": args.split_seed, "teacher_views": args.teacher_views}, last)
+                         "split_seed": args.split_seed, "teacher_views": args.teacher_views,
+                         "teacher_flip": args.teacher_flip}, last)
 
     summary = {
         "spec": args.spec, "dropout": args.dropout, "labels": list(LABELS),
@@ -335,6 +408,8 @@ def main(argv: list[str] | None = None) -> None:
         "kd_weight": args.kd_weight if args.teacher else None,
         "kd_temperature": args.kd_temperature if args.teacher else None,
         "teacher_views": args.teacher_views or None,
+        "teacher_flip": args.teacher_flip if args.teacher else None,
+        "teacher_heldout_acc": teacher_acc,
         "val_fraction": args.val_fraction, "split_seed": args.split_seed, "device": str(device),
         "precision": "bf16" if use_bf16 else "fp32",
         "train_images": len(x_train), "heldout_images": len(x_val),

@@ -152,6 +152,13 @@ def test_a_student_learns_from_two_teachers_of_its_split_and_refuses_one_of_anot
                     "--teacher", str(tmp_path / "t5" / "final.pt")])
 
 
+def training_views(data_dir: Path, views: int, seed: int = 1235) -> list[torch.Tensor]:
+    """The views a run with ``--seed seed-1`` draws of its training images (the default split)."""
+    images, labels = load_split(data_dir, "Training")
+    train_idx, _ = stratified_holdout(labels, 0.1, 1234)
+    return list(train.draw_views(train.to_tensor(images[train_idx], torch.device("cpu")), views, seed))
+
+
 def test_a_student_on_kept_teacher_views_learns_their_logits_and_resumes_exactly(data_dir, tmp_path, caplog):
     caplog.set_level(logging.INFO, logger="moodstream_train")
     assert run_train(data_dir, tmp_path / "t1", "--epochs", "1", "--seed", "1") == 0
@@ -161,32 +168,77 @@ def test_a_student_on_kept_teacher_views_learns_their_logits_and_resumes_exactly
     assert run_train(data_dir, tmp_path / "whole", *distil) == 0
     assert json.loads((tmp_path / "whole" / "summary.json").read_text())["teacher_views"] == 3
 
+    # The file keeps the logits and each view's digest; the views are drawn again from the seed.
     kept = torch.load(tmp_path / "whole" / "teacher_views.pt", weights_only=False)
-    images, logits = kept["images"], kept["logits"]
-    assert images.dtype == torch.uint8 and images.shape == (3, 324, 1, 48, 48)  # 360 faces less the 10% held out
-    assert logits.shape == (3, 324, 2, 6)
-    assert not torch.equal(images[0], images[1])  # each view is its own augmentation
+    views = training_views(data_dir, 3)
+    assert views[0].dtype == torch.uint8 and views[0].shape == (324, 1, 48, 48)  # 360 faces less the 10% held out
+    assert kept["digests"] == [train.image_digest(view) for view in views]
+    assert kept["logits"].shape == (3, 324, 2, 6)
+    assert not torch.equal(views[0], views[1])  # each view is its own augmentation
     for index, path in enumerate(teacher_paths):  # the logits are each teacher's on the very image kept
         teacher, _ = train.load_checkpoint(path, torch.device("cpu"))
         with torch.no_grad():
-            assert torch.allclose(teacher.eval()(images[2].float() / 255.0), logits[2, :, index], atol=1e-5)
+            assert torch.allclose(teacher.eval()(views[2].float() / 255.0), kept["logits"][2, :, index], atol=1e-5)
 
-    # Stopped at its budget, then resumed: the views are read back, and the weights are the unbroken run's.
-    assert run_train(data_dir, tmp_path / "cut", *distil, "--stop-after-minutes", "0.0001") == BUDGET_SPENT
+    # A budget spent while labelling (after the first view) and then in the first epoch: every run
+    # keeps what it labelled, the next reads it back, and the weights are the unbroken run's.
+    cut = [*distil, "--resume", "--stop-after-minutes", "0.0001"]
+    assert run_train(data_dir, tmp_path / "cut", *cut) == BUDGET_SPENT
+    assert "time budget reached after 1 of 3 views" in caplog.text
+    caplog.clear()
+    assert run_train(data_dir, tmp_path / "cut", *cut) == BUDGET_SPENT
+    assert "1 of 3 read back" in caplog.text and "time budget reached after 2 of 3 views" in caplog.text
+    caplog.clear()
+    assert run_train(data_dir, tmp_path / "cut", *cut) == BUDGET_SPENT  # views done; one epoch, then the budget
+    assert "2 of 3 read back" in caplog.text and "time budget of 0 min reached after epoch 1" in caplog.text
     caplog.clear()
     assert run_train(data_dir, tmp_path / "cut", *distil, "--resume") == 0
-    assert "teacher views: 3 views of 324 images read from" in caplog.text and "drawn in" not in caplog.text
+    assert "3 of 3 read back" in caplog.text and "labelled" not in caplog.text
     whole = torch.load(tmp_path / "whole" / "final.pt", weights_only=False)["model"]
     resumed = torch.load(tmp_path / "cut" / "final.pt", weights_only=False)["model"]
     for name, tensor in whole.items():
         assert torch.equal(tensor, resumed[name]), name
+    assert torch.equal(torch.load(tmp_path / "cut" / "teacher_views.pt", weights_only=False)["logits"],
+                       kept["logits"])
 
-    # Views kept for other teachers are not reused: another teacher set draws its own.
+    # A view that does not come out as the image kept (another augmentation, say) is labelled again, with the rest.
+    kept["digests"][1] = "0" * 64
+    save_atomically(kept, tmp_path / "whole" / "teacher_views.pt")
+    caplog.clear()
+    assert run_train(data_dir, tmp_path / "whole", *distil) == 0
+    assert "view 2 is not the image kept: labelling it and the rest again" in caplog.text
+    assert "teacher views: 3 of 3 labelled" in caplog.text and "teacher views: 1 of 3 labelled" not in caplog.text
+
+    # Views kept for other teachers are not reused: another teacher set labels its own.
     caplog.clear()
     assert run_train(data_dir, tmp_path / "whole", "--epochs", "1", "--teacher", str(teacher_paths[0]),
                      "--teacher-views", "3") == 0
-    assert "was drawn for other teachers, views or data: drawing them again" in caplog.text
+    assert "was labelled by other teachers or for other data: labelling again" in caplog.text
     assert torch.load(tmp_path / "whole" / "teacher_views.pt", weights_only=False)["logits"].shape == (3, 324, 1, 6)
+
+
+def test_bf16_labels_are_kept_as_bfloat16_and_a_resumed_run_still_ends_on_the_unbroken_runs_weights(data_dir,
+                                                                                                   tmp_path):
+    bf16 = [a for a in TINY if a not in ("--precision", "fp32")] + ["--precision", "bf16"]
+    assert run_train(data_dir, tmp_path / "t", "--epochs", "1") == 0
+    distil = [*bf16, "--epochs", "2", "--teacher", str(tmp_path / "t" / "final.pt"), "--teacher-views", "2"]
+
+    def run(out: Path, *more: str) -> int:
+        try:
+            train.main(["--data", str(data_dir), "--out", str(out), *distil, *more])
+        except SystemExit as stop:
+            return stop.code
+        return 0
+
+    assert run(tmp_path / "whole") == 0
+    assert run(tmp_path / "cut", "--stop-after-minutes", "0.0001") == BUDGET_SPENT  # after one view
+    assert run(tmp_path / "cut", "--resume") == 0
+    kept = torch.load(tmp_path / "cut" / "teacher_views.pt", weights_only=False)
+    assert kept["logits"].dtype == torch.bfloat16 and kept["logits"].shape == (2, 324, 1, 6)
+    whole = torch.load(tmp_path / "whole" / "final.pt", weights_only=False)["model"]
+    resumed = torch.load(tmp_path / "cut" / "final.pt", weights_only=False)["model"]
+    for name, tensor in whole.items():
+        assert torch.equal(tensor, resumed[name]), name
 
 
 def test_teacher_views_need_a_teacher_and_a_run_resumes_only_with_its_own(data_dir, tmp_path):
@@ -198,6 +250,36 @@ def test_teacher_views_need_a_teacher_and_a_run_resumes_only_with_its_own(data_d
     with pytest.raises(SystemExit, match="was trained with --teacher-views 0"):
         train.main(["--data", str(data_dir), "--out", str(tmp_path / "s"), *TINY, *distil, "--teacher-views", "2",
                     "--resume"])
+
+
+def test_with_teacher_flip_each_teacher_labels_the_mirror_image_too(data_dir, tmp_path):
+    with pytest.raises(SystemExit, match="--teacher-flip needs one or more --teacher"):
+        train.main(["--data", str(data_dir), "--out", str(tmp_path / "s"), *TINY, "--teacher-flip"])
+    assert run_train(data_dir, tmp_path / "t", "--epochs", "1") == 0
+    teacher_path = tmp_path / "t" / "final.pt"
+    distil = ["--epochs", "2", "--teacher", str(teacher_path), "--teacher-views", "2", "--teacher-flip"]
+    assert run_train(data_dir, tmp_path / "views", *distil) == 0
+    summary = json.loads((tmp_path / "views" / "summary.json").read_text())
+    assert summary["teacher_flip"] is True
+    # What the student was taught, scored: the teacher's own validation accuracy with flip averaging.
+    teacher_summary = json.loads((tmp_path / "t" / "summary.json").read_text())
+    assert summary["teacher_heldout_acc"] == teacher_summary["heldout_acc_flip"]
+    kept = torch.load(tmp_path / "views" / "teacher_views.pt", weights_only=False)
+    assert kept["logits"].shape == (2, 324, 2, 6)  # the teacher on the view, then on its mirror image
+    teacher, _ = train.load_checkpoint(teacher_path, torch.device("cpu"))
+    view = training_views(data_dir, 2)[1].float() / 255.0
+    with torch.no_grad():
+        assert torch.allclose(teacher.eval()(view), kept["logits"][1, :, 0], atol=1e-5)
+        assert torch.allclose(teacher(view.flip(3)), kept["logits"][1, :, 1], atol=1e-5)
+        assert not torch.allclose(kept["logits"][1, :, 0], kept["logits"][1, :, 1], atol=1e-3)
+
+    # Without kept views the teacher labels every step's mirror image; a resume keeps to the run's choice.
+    on_the_fly = ["--epochs", "3", "--teacher", str(teacher_path), "--teacher-flip"]
+    assert run_train(data_dir, tmp_path / "steps", *on_the_fly, "--stop-after-minutes", "0.0001") == BUDGET_SPENT
+    with pytest.raises(SystemExit, match="was trained with --teacher-flip"):
+        train.main(["--data", str(data_dir), "--out", str(tmp_path / "steps"), *TINY, *on_the_fly[:4], "--resume"])
+    assert run_train(data_dir, tmp_path / "steps", *on_the_fly, "--resume") == 0
+    assert json.loads((tmp_path / "steps" / "summary.json").read_text())["teacher_flip"] is True
 
 
 def test_a_checkpoint_write_cut_short_leaves_the_previous_checkpoint_whole(tmp_path, monkeypatch):
@@ -241,6 +323,8 @@ def test_the_cpu_campaign_runs_its_steps_in_order_and_a_second_call_finds_them_d
         assert not (tmp_path / "campaign" / step / "teacher_views.pt").exists()  # and the students' views
     student = json.loads((tmp_path / "campaign" / "student_ab" / "summary.json").read_text())
     assert [Path(t).parent.name for t in student["teacher"]] == ["teacher_a", "teacher_b"]
+    assert student["teacher_flip"] is True
+    assert json.loads((tmp_path / "campaign" / "student_a" / "summary.json").read_text())["teacher_flip"] is False
     for name in ("student_a", "student_ab"):
         assert json.loads((tmp_path / "campaign" / name / "summary.json").read_text())["teacher_views"] == 2
         averaged = json.loads((tmp_path / "campaign" / f"{name}_swa" / "summary.json").read_text())

@@ -17,7 +17,8 @@
 #   student_ab  the shipped network, 80 epochs, distilled from the ensemble of both teachers, on
 #               10 kept views, each teacher labelling every view and its mirror image
 #               (--teacher-flip: teacher A's flip averaging scores 71.64% on validation, against
-#               70.58% without)
+#               70.58% without). The labels are kept in teachers_ab_views.pt, beside the
+#               steps, for any later student of the same ensemble.
 #   student_ab_swa  the same averaging of student_ab
 #
 # All of them hold out the same validation split (10% of every class of Training, split seed
@@ -92,7 +93,8 @@ step student_a train --spec "$STUDENT" --epochs "$STUDENT_EPOCHS" --seed 1234 --
 step student_a_swa swa "$CAMPAIGN/student_a/final.pt" --epochs "$SWA_EPOCHS" --lr 0.03
 step teacher_b train --spec "$TEACHER" --epochs "$TEACHER_EPOCHS" --seed 2027
 step student_ab train --spec "$STUDENT" --epochs "$STUDENT_EPOCHS" --seed 1234 \
-  --teacher "$CAMPAIGN/teacher_a/final.pt" "$CAMPAIGN/teacher_b/final.pt" --teacher-views "$TEACHER_VIEWS" --teacher-flip
+  --teacher "$CAMPAIGN/teacher_a/final.pt" "$CAMPAIGN/teacher_b/final.pt" --teacher-views "$TEACHER_VIEWS" --teacher-flip \
+  --teacher-views-file "$CAMPAIGN/teachers_ab_views.pt"
 step student_ab_swa swa "$CAMPAIGN/student_ab/final.pt" --epochs "$SWA_EPOCHS" --lr 0.03
 chosen=$(better_candidate) || exit 1
 echo "campaign complete: the validation split chooses $chosen;" \

@@ -247,6 +247,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--teacher-views", type=int, default=0,
                     help="the teachers label this many augmented views of every image once, and every epoch "
                          "trains on one of them (0: the teachers run on every step's own augmentation)")
+    ap.add_argument("--teacher-views-file", type=Path,
+                    help="where the teachers' labels of the views are kept (default OUT/teacher_views.pt); "
+                         "students of the same teachers, seed and split can share one")
     ap.add_argument("--teacher-flip", action="store_true",
                     help="every teacher also labels the mirror image of what the student sees, and the student "
                          "learns the mean of both (flip averaging, the teachers' own test-time augmentation)")
@@ -341,9 +344,10 @@ def main(argv: list[str] | None = None) -> None:
                "train_images": len(x_train), "val_fraction": args.val_fraction, "split_seed": args.split_seed,
                "bf16": use_bf16, "teacher_flip": args.teacher_flip}
         deadline = run_started + args.stop_after_minutes * 60 if args.stop_after_minutes else 0.0
+        labels_file = args.teacher_views_file or args.out / "teacher_views.pt"
         kept_images, kept_logits, earlier_labelling = teacher_views(
-            args.out / "teacher_views.pt", key, teachers, x_train, args.teacher_views, args.seed + 1, use_bf16,
-            args.teacher_flip, deadline)
+            labels_file, key, teachers, x_train, args.teacher_views, args.seed + 1, use_bf16, args.teacher_flip,
+            deadline)
         teachers = []  # their work is done
 
     if device.type == "cuda":

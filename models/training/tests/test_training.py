@@ -209,6 +209,13 @@ def test_a_student_on_kept_teacher_views_learns_their_logits_and_resumes_exactly
     assert "view 2 is not the image kept: labelling it and the rest again" in caplog.text
     assert "teacher views: 3 of 3 labelled" in caplog.text and "teacher views: 1 of 3 labelled" not in caplog.text
 
+    # Another student of the same teachers, seed and split reads the same labels back.
+    caplog.clear()
+    assert run_train(data_dir, tmp_path / "wider", *distil, "--spec", "8|16", "--teacher-views-file",
+                     str(tmp_path / "cut" / "teacher_views.pt")) == 0
+    assert "3 of 3 read back" in caplog.text and "labelled" not in caplog.text
+    assert not (tmp_path / "wider" / "teacher_views.pt").exists()
+
     # Views kept for other teachers are not reused: another teacher set labels its own.
     caplog.clear()
     assert run_train(data_dir, tmp_path / "whole", "--epochs", "1", "--teacher", str(teacher_paths[0]),
@@ -324,6 +331,9 @@ def test_the_cpu_campaign_runs_its_steps_in_order_and_a_second_call_finds_them_d
     student = json.loads((tmp_path / "campaign" / "student_ab" / "summary.json").read_text())
     assert [Path(t).parent.name for t in student["teacher"]] == ["teacher_a", "teacher_b"]
     assert student["teacher_flip"] is True
+    # The ensemble's labels stay, for later students.
+    assert torch.load(tmp_path / "campaign" / "teachers_ab_views.pt", weights_only=False)["logits"].shape[:3] == (
+        2, 324, 4)
     assert json.loads((tmp_path / "campaign" / "student_a" / "summary.json").read_text())["teacher_flip"] is False
     for name in ("student_a", "student_ab"):
         assert json.loads((tmp_path / "campaign" / name / "summary.json").read_text())["teacher_views"] == 2

@@ -206,7 +206,7 @@ def teacher_views(path: Path, key: dict, teachers: list[torch.nn.Module], x: tor
                 logits.append(kept["logits"][index].to(x.device, torch.float32))
                 continue
             log.info("teacher views: view %d is not the image kept: labelling it and the rest again", index + 1)
-        if index == len(logits) and index > 0 and labelled == 0:
+        if index and not labelled:
             log.info("teacher views: %d of %d read back from %s", index, views, path)
         if deadline and labelled and time.time() + labelling / labelled > deadline:
             log.info("teacher views: time budget reached after %d of %d views: resume with --resume", index, views)

@@ -68,16 +68,24 @@ def copy_weights(model: EmotionNet, trunk) -> None:
             k.set_weights([t.weight.detach().T.numpy(), t.bias.detach().numpy()])
 
 
+def softmax_graph(trunk, face, flip_tta: bool):
+    """The probabilities of ``face`` (a Keras input): the trunk's softmax, averaged with the
+    softmax of the mirror image when ``flip_tta``."""
+    import keras
+
+    probs = keras.layers.Softmax()(trunk(face))
+    if flip_tta:
+        mirrored = keras.layers.Lambda(lambda t: keras.ops.flip(t, axis=2))(face)
+        probs = keras.layers.Average()([probs, keras.layers.Softmax()(trunk(mirrored))])
+    return probs
+
+
 def convert(trunk, flip_tta: bool) -> bytes:
     import keras
     import tensorflow as tf
 
     face = keras.Input((48, 48, 1), name="face")
-    probs = keras.layers.Softmax()(trunk(face))
-    if flip_tta:
-        mirrored = keras.layers.Lambda(lambda t: keras.ops.flip(t, axis=2))(face)
-        probs = keras.layers.Average()([probs, keras.layers.Softmax()(trunk(mirrored))])
-    converter = tf.lite.TFLiteConverter.from_keras_model(keras.Model(face, probs))
+    converter = tf.lite.TFLiteConverter.from_keras_model(keras.Model(face, softmax_graph(trunk, face, flip_tta)))
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.target_spec.supported_types = [tf.float16]
     return converter.convert()

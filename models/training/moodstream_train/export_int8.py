@@ -7,6 +7,8 @@ dynamic shapes); int8 input (a 48x48 gray face scaled to [0,1] and quantised wit
 scale and zero point) and int8 softmax output. Calibrated on ``--calibration`` Training images
 (never PublicTest). Writes ``emotion_int8.json`` beside the model: labels, quantisation
 parameters, size and the largest activation tensors (what the camera's tensor arena must hold).
+``--flip-tta`` averages the softmax of the face and of its mirror image inside the graph, as the
+float16 model's export does by default (twice the multiply-accumulates).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import numpy as np
 import torch
 
 from .data import DEFAULT_DATA_DIR, LABELS, PREPROCESS, load_split
-from .export import build_keras_trunk, copy_weights, validation_split
+from .export import build_keras_trunk, copy_weights, softmax_graph, validation_split
 from .nets import count_macs
 from .train import load_checkpoint
 
@@ -31,12 +33,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 log = logging.getLogger("moodstream_train.export_int8")
 
 
-def convert_int8(trunk, calibration: np.ndarray) -> bytes:
+def convert_int8(trunk, calibration: np.ndarray, flip_tta: bool = False) -> bytes:
     import keras
     import tensorflow as tf
 
     face = keras.Input((48, 48, 1), batch_size=1, name="face")
-    model = keras.Model(face, keras.layers.Softmax()(trunk(face)))
+    model = keras.Model(face, softmax_graph(trunk, face, flip_tta))
 
     def representative():
         for image in calibration:
@@ -79,6 +81,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--calibration", type=int, default=500, help="Training images for calibration")
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--name", default="moodstream-emotion-int8", help="the model's name in its JSON")
+    ap.add_argument("--flip-tta", action="store_true", help="average with the mirror image inside the graph")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
@@ -88,7 +91,7 @@ def main(argv: list[str] | None = None) -> None:
     images, _ = load_split(args.data, "Training")
     rng = np.random.default_rng(args.seed)
     pick = rng.choice(len(images), size=args.calibration, replace=False)
-    tflite = convert_int8(trunk, images[pick].astype(np.float32) / 255.0)
+    tflite = convert_int8(trunk, images[pick].astype(np.float32) / 255.0, args.flip_tta)
     args.out.write_bytes(tflite)
 
     from ai_edge_litert.interpreter import Interpreter
@@ -107,7 +110,8 @@ def main(argv: list[str] | None = None) -> None:
         "output": {"dtype": "int8", "scale": float(out["quantization"][0]),
                    "zero_point": int(out["quantization"][1]), "meaning": "softmax probabilities in label order"},
         "architecture": {"spec": ckpt["spec"], "params": ckpt.get("summary", {}).get("params"),
-                         "macs": count_macs(ckpt["spec"])},
+                         "macs": count_macs(ckpt["spec"]) * (2 if args.flip_tta else 1)},
+        "flip_tta_in_graph": args.flip_tta,
         "calibration": {"split": "Training", "images": args.calibration, "seed": args.seed},
         "validation_split": validation_split(ckpt.get("summary", {})),
         "sha256": digest,

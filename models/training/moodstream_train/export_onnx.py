@@ -8,7 +8,9 @@ node runs this file with onnxruntime wherever ``ai_edge_litert`` / ``tflite_runt
 missing. The graph is the float16 TFLite model's, op for op: the same input (float32 in [0,1],
 shape (N,48,48,1), NHWC), batch norm folded into each convolution, and the folded weights
 rounded through float16 exactly as the TFLite converter stores them, so both files give the
-same probabilities (checked here against the ``.tflite`` and in the test suite).
+same probabilities (checked here against the ``.tflite`` and in the test suite). ``--flip-tta``
+averages with the mirror image, as the ``.tflite`` exported with flip averaging does: the face and
+its mirror image go through the network as one batch of twice the size.
 """
 
 from __future__ import annotations
@@ -52,13 +54,21 @@ def as_float16_weights(array: np.ndarray) -> np.ndarray:
     return array.astype(np.float16).astype(np.float32)
 
 
-def build_onnx(model, name: str):
+def build_onnx(model, name: str, flip_tta: bool = False):
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     nodes = [helper.make_node("Transpose", ["input"], ["x0"], perm=[0, 3, 1, 2])]
     inits = []
     x = "x0"
+    if flip_tta:  # (N,1,H,W) -> (2N,1,H,W): the faces, then their mirror images (W read backwards)
+        inits += [numpy_helper.from_array(np.array(v, np.int64), n) for n, v in
+                  (("flip_starts", [-1]), ("flip_ends", [np.iinfo(np.int64).min]), ("flip_axes", [3]),
+                   ("flip_steps", [-1]))]
+        nodes += [helper.make_node("Slice", ["x0", "flip_starts", "flip_ends", "flip_axes", "flip_steps"],
+                                   ["mirrored"]),
+                  helper.make_node("Concat", ["x0", "mirrored"], ["pair"], axis=0)]
+        x = "pair"
     for k, (kind, weight, bias) in enumerate(folded_layers(model)):
         y = f"x{k + 1}"
         if kind == "conv":
@@ -75,8 +85,12 @@ def build_onnx(model, name: str):
             nodes += [helper.make_node("GlobalAveragePool", [x], ["gap"]),
                       helper.make_node("Flatten", ["gap"], ["flat"], axis=1),
                       helper.make_node("Gemm", ["flat", "wd", "bd"], ["logits"], transB=1),
-                      helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1)]
+                      helper.make_node("Softmax", ["logits"], ["probabilities" if not flip_tta else "both"],
+                                       axis=1)]
         x = y
+    if flip_tta:  # the mean of each face's probabilities and its mirror image's
+        nodes += [helper.make_node("Split", ["both"], ["direct", "mirror"], axis=0),
+                  helper.make_node("Mean", ["direct", "mirror"], ["probabilities"])]
     graph = helper.make_graph(
         nodes, name,
         [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 48, 48, 1])],
@@ -114,11 +128,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("checkpoint", type=Path)
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--tflite", type=Path, help="the float16 .tflite of the same checkpoint, to compare with")
+    ap.add_argument("--flip-tta", action="store_true", help="average with the mirror image inside the graph")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     model, _ = load_checkpoint(args.checkpoint, torch.device("cpu"))
     model.eval()
-    onnx_model = build_onnx(model, "moodstream-emotion")
+    onnx_model = build_onnx(model, "moodstream-emotion", args.flip_tta)
     args.out.write_bytes(onnx_model.SerializeToString())
     log.info("wrote %s (%d bytes)", args.out, args.out.stat().st_size)
     if args.tflite:
@@ -126,7 +141,8 @@ def main(argv: list[str] | None = None) -> None:
         log.info("max |onnx - tflite| over 64 random faces: %.2e", diff)
         meta_path = args.tflite.with_suffix(".json")
         meta = json.loads(meta_path.read_text())
-        meta["onnx"] = {"file": args.out.name, "opset": OPSET, "max_abs_diff_vs_tflite": float(f"{diff:.1e}")}
+        meta["onnx"] = {"file": args.out.name, "opset": OPSET, "flip_tta_in_graph": args.flip_tta,
+                        "max_abs_diff_vs_tflite": float(f"{diff:.1e}")}
         meta_path.write_text(json.dumps(meta, indent=2) + "\n")
         if diff > 1e-3:
             raise SystemExit(f"the ONNX model differs from {args.tflite} by {diff:.2e} (more than 1e-3)")

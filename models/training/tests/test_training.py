@@ -316,8 +316,8 @@ def test_the_precision_asked_for_is_used_and_the_model_saved_loads_as_usual(data
 
 def test_the_cpu_campaign_runs_its_steps_in_order_and_a_second_call_finds_them_done(data_dir, tmp_path):
     env = {**os.environ, "PYTHON": sys.executable, "DATA": str(data_dir), "CAMPAIGN": str(tmp_path / "campaign"),
-           "TEACHER": "4|8", "STUDENT": "4", "TEACHER_EPOCHS": "2", "STUDENT_EPOCHS": "1", "SWA_EPOCHS": "1",
-           "TEACHER_VIEWS": "2", "BUDGET_MINUTES": "30",
+           "TEACHER": "4|8", "STUDENT": "4", "STUDENT_AB": "4,4", "TEACHER_EPOCHS": "2", "STUDENT_EPOCHS": "1",
+           "SWA_EPOCHS": "1", "TEACHER_VIEWS": "2", "BUDGET_MINUTES": "30",
            "EXTRA_ARGS": "--batch 32 --threads 1 --precision fp32"}
     first = subprocess.run(["bash", str(TRAINING / "cpu_campaign.sh")], env=env, capture_output=True, text=True,
                            timeout=600)
@@ -330,7 +330,7 @@ def test_the_cpu_campaign_runs_its_steps_in_order_and_a_second_call_finds_them_d
         assert not (tmp_path / "campaign" / step / "teacher_views.pt").exists()  # and the students' views
     student = json.loads((tmp_path / "campaign" / "student_ab" / "summary.json").read_text())
     assert [Path(t).parent.name for t in student["teacher"]] == ["teacher_a", "teacher_b"]
-    assert student["teacher_flip"] is True
+    assert student["teacher_flip"] is True and student["spec"] == "4,4"
     # The ensemble's labels stay, for later students.
     assert torch.load(tmp_path / "campaign" / "teachers_ab_views.pt", weights_only=False)["logits"].shape[:3] == (
         2, 324, 4)

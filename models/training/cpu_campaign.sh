@@ -70,7 +70,7 @@ step() {
     --stop-after-minutes "$left" "${EXTRA[@]}" "$@" >> "$CAMPAIGN/$name/log.txt" 2>&1
   local status=$?
   if [ "$status" -eq "$BUDGET_SPENT" ]; then
-    echo "$name: budget spent, state saved in $CAMPAIGN/$name (last.pt, teacher_views.pt): call again to go on"
+    echo "$name: budget spent, its state (last.pt, the teachers' labels) saved under $CAMPAIGN: call again to go on"
     exit 0
   fi
   if [ "$status" -ne 0 ]; then

@@ -3,8 +3,11 @@ reading it through pyserial, real ROS topics; and a cable pulled and plugged bac
 
 from __future__ import annotations
 
+import fcntl
 import subprocess
 import sys
+import termios
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -24,6 +27,11 @@ def start_sim(link: Path, *args: str) -> subprocess.Popen:
                             stderr=subprocess.STDOUT, text=True)
     assert proc.stdout.readline().strip() == "plugged", proc.stdout.read()
     return proc
+
+
+def _bytes_waiting(fd: int) -> int:
+    """The bytes in a tty's input queue (FIONREAD)."""
+    return int.from_bytes(fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"), "little")
 
 
 def diag_values(collector: Collector) -> dict[str, str]:
@@ -109,7 +117,6 @@ def test_bursts_after_host_stalls_all_reach_the_bridge(tmp_path):
     Every valid frame must reach the bridge, or be counted as dropped."""
     import os
     import threading
-    import time
     import tty
 
     from moodstream.params import Overrides
@@ -173,10 +180,15 @@ def test_a_backlog_beyond_its_bound_is_counted_not_lost_silently(tmp_path):
         pipeline.run(duration=0.5)
         data = b"".join(encode_faces(seq, seq * 33, [((10, 10, 50, 50), [1, 0, 0, 0, 0, 0])]) for seq in range(60))
         assert len(data) < 4096  # one read of the node's
-        # The node polls the port on a thread of its own, under the stage lock: holding the lock,
-        # the 60 frames are all in the port before its next read (CI once saw a read in mid-write).
+        # The node polls the port on a thread of its own, under the stage lock. The pty hands the
+        # written bytes to the slave side asynchronously (CI saw a read find 57 of the 60 frames),
+        # so the lock is held until the slave's input queue holds all of them.
         with pipeline.executor.lock:
             os.write(master, data)
+            deadline = time.monotonic() + 5.0
+            while _bytes_waiting(slave) < len(data) and time.monotonic() < deadline:
+                time.sleep(0.001)
+            assert _bytes_waiting(slave) == len(data)
         pipeline.run(duration=2.0)
         node = pipeline.openmv
         assert node.parser.counters.frames == 60

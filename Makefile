@@ -37,7 +37,7 @@ evaluate: setup
 	$(BIN)/moodstream evaluate --model models/emotion.tflite --confusion-png docs/confusion_PublicTest.png
 
 # Reproduce models/emotion.tflite from scratch (training dependencies in their own venv).
-model:
+model: setup
 	python3 -m venv .venv-train
 	.venv-train/bin/python -m pip install -q -r models/training/requirements.txt
 	PATH=$(CURDIR)/.venv-train/bin:$$PATH bash models/training/reproduce.sh

@@ -28,10 +28,11 @@ echo "adopt.sh $(date -u +%FT%TZ): $CHECKPOINT -> $CANDIDATE"
 cd "$ROOT/models/training"
 export TF_CPP_MIN_LOG_LEVEL=2
 # FLIP_TTA=1 puts flip averaging inside all three graphs: a second pass through the network, which
-# the 3 ms a face must hold on every machine the project runs on. Measured idle on an AMD EPYC
-# session machine: 0.64 ms a face for the shipped network, 1.30 ms with flip averaging; 1.01 and
-# 2.13 ms for student_ab's. An Intel Xeon session machine measured the shipped network at 1.59
-# ms, so flip averaging stays off unless the adopting machine shows room for it.
+# the 3 ms a face must hold. Measured idle on an AMD EPYC session machine: 0.64 ms a face for the
+# previous model's network, 1.30 ms with flip averaging; 1.01 and 2.03-2.12 ms for student_ab's,
+# adopted with it (2026-11-28). The Intel Xeon of earlier sessions measured the previous network
+# at 1.59 ms, beside a training run. Off by default: choose it on the validation split, and only
+# where evaluate's latency leaves room.
 if [ "$FLIP_TTA" = 1 ]; then float_flip=(); flip=(--flip-tta); else float_flip=(--no-flip-tta); flip=(); fi
 "$PYTHON" -W ignore -m moodstream_train.export "$CHECKPOINT" "${float_flip[@]}" --out "$CANDIDATE/emotion.tflite"
 "$PYTHON" -W ignore -m moodstream_train.export_int8 "$CHECKPOINT" "${flip[@]}" --data "$DATA" \

@@ -29,3 +29,6 @@ python -m moodstream_train.train --data "$DATA" --spec "8|16,16|32,32|64,64|128,
   --val-fraction 0.05 --teacher "$ROOT/models/training/checkpoints/student_swa.pt" --out "$RUNS/camera" --resume
 python -m moodstream_train.export_int8 "$RUNS/camera/final.pt" --data "$DATA" --name moodstream-emotion-camera \
   --out "$ROOT/models/emotion_camera.tflite"
+MOODSTREAM=${MOODSTREAM:-$ROOT/.venv/bin/moodstream}
+"$MOODSTREAM" calibrate --model "$ROOT/models/emotion_camera.tflite" --data "$DATA" --update-metadata
+"$MOODSTREAM" evaluate --model "$ROOT/models/emotion_camera.tflite" --data "$DATA" --robustness --update-metadata

@@ -44,7 +44,7 @@ if [ "$FLIP_TTA" = 1 ]; then float_flip=(); flip=(--flip-tta); else float_flip=(
 "$MOODSTREAM" calibrate --model "$CANDIDATE/emotion.tflite" --data "$DATA" --update-metadata \
   --diagram "$CANDIDATE/reliability_PublicTest.png"
 "$MOODSTREAM" calibrate --model "$CANDIDATE/emotion_int8.tflite" --data "$DATA" --update-metadata
-"$MOODSTREAM" evaluate --model "$CANDIDATE/emotion.tflite" --data "$DATA" --end-to-end --robustness \
+"$MOODSTREAM" evaluate --model "$CANDIDATE/emotion.tflite" --data "$DATA" --end-to-end --detector haar mtcnn --robustness \
   --confusion-png "$CANDIDATE/confusion_PublicTest.png" --update-metadata
 "$MOODSTREAM" evaluate --model "$CANDIDATE/emotion_int8.tflite" --data "$DATA" \
   --confusion-png "$CANDIDATE/confusion_PublicTest_int8.png" --update-metadata
@@ -55,15 +55,20 @@ import json, sys
 def figures(path):
     meta = json.load(open(path))
     evaluation, calibration = meta.get("evaluation", {}), meta.get("confidence_calibration", {})
-    crops, frames = evaluation.get("PublicTest", {}), evaluation.get("PublicTest_end_to_end", {})
+    crops, haar, mtcnn = (evaluation.get(key, {}) for key in
+                          ("PublicTest", "PublicTest_end_to_end", "PublicTest_end_to_end_mtcnn"))
     training = meta.get("training", {})
     return {
         "version": meta.get("version"),
         "validation split": (meta.get("validation_split") or {}).get("fraction", training.get("val_fraction")),
         "validation accuracy": training.get("heldout_acc"),
+        "  with flip averaging": training.get("heldout_acc_flip"),
         "PublicTest accuracy": crops.get("accuracy"),
         "PublicTest macro F1": crops.get("macro_f1"),
-        "end to end (on detected)": frames.get("accuracy_on_detected"),
+        "end to end, Haar": haar.get("accuracy_on_detected"),
+        "  the same faces' crops (Haar)": haar.get("crop_level_accuracy_same_faces"),
+        "end to end, MTCNN": mtcnn.get("accuracy_on_detected"),
+        "  the same faces' crops (MTCNN)": mtcnn.get("crop_level_accuracy_same_faces"),
         "ECE after calibration": (calibration.get("PublicTest_ece_15_bins") or [None, None])[1],
         "temperature": calibration.get("temperature"),
         "ms per face, one thread": crops.get("latency_ms_one_thread"),
@@ -72,9 +77,9 @@ def figures(path):
 
 
 shipped, candidate, int8 = (figures(p) for p in sys.argv[1:])
-print(f"\n{'':28} {'shipped':>22} {'candidate':>22} {'candidate int8':>22}")
+print(f"\n{'':32} {'shipped':>22} {'candidate':>22} {'candidate int8':>22}")
 for key in shipped:
-    print(f"{key:28} {shipped[key]!s:>22} {candidate[key]!s:>22} {int8[key]!s:>22}")
+    print(f"{key:32} {shipped[key]!s:>22} {candidate[key]!s:>22} {int8[key]!s:>22}")
 PY
 
 if [ "$ADOPT" = 1 ]; then

@@ -61,3 +61,22 @@ def test_evaluate_names_a_missing_split(tmp_path: Path, capsys) -> None:
     assert main(["evaluate", "--data", str(tmp_path), "--split", "Small"]) == 2
     err = capsys.readouterr().err
     assert "FER2013 split 'Small' not found" in err and "--data" in err
+
+
+def test_evaluate_records_each_detectors_end_to_end_figures(small_split: Path, tmp_path: Path) -> None:
+    """`--end-to-end --detector haar mtcnn --update-metadata` keeps both detectors' figures in the
+    model's JSON: Haar's (the pipeline's default) under the key adopt.sh reads, MTCNN's beside it."""
+    import json
+    import shutil
+
+    models = Path(__file__).resolve().parents[2] / "models"
+    for name in ("emotion.tflite", "emotion.json"):
+        shutil.copy(models / name, tmp_path / name)
+    assert main(["evaluate", "--model", str(tmp_path / "emotion.tflite"), "--data", str(small_split), "--split",
+                 "Small", "--end-to-end", "--detector", "haar", "mtcnn", "--update-metadata"]) == 0
+    evaluation = json.loads((tmp_path / "emotion.json").read_text())["evaluation"]
+    assert evaluation["Small_end_to_end"]["detector"].startswith("haar")
+    assert evaluation["Small_end_to_end_mtcnn"]["detector"].startswith("mtcnn")
+    for key in ("Small_end_to_end", "Small_end_to_end_mtcnn"):
+        assert evaluation[key]["faces"] == evaluation["Small"]["images"]
+        assert 0 < evaluation[key]["detected"] <= evaluation[key]["faces"]

@@ -187,3 +187,21 @@ def test_a_frames_faces_share_one_interpreter_and_a_large_batch_gets_its_own(mod
     assert sorted(model._interpreters) == [1]
     model.predict(rng.random((20, 48, 48, 1), dtype=np.float32))
     assert sorted(model._interpreters) == [1, 32]
+
+
+@pytest.mark.parametrize("name", ["emotion.tflite", "emotion.onnx", "emotion_int8.tflite"])
+def test_flip_averaging_in_the_graph_is_what_the_json_says(models_dir, name):
+    """A graph with flip averaging gives a face and its mirror image the same probabilities (the
+    mean of the same two passes); a graph without it does not."""
+    model = EmotionModel(models_dir / name)
+    meta = json.loads((models_dir / name).with_suffix(".json").read_text()) if name.endswith(".tflite") else \
+        json.loads((models_dir / "emotion.json").read_text())["onnx"]
+    faces = list(np.load(models_dir / "emotion_reference.npz")["images"][:8])
+    plain = model.predict(to_model_input(faces), calibrated=False)
+    mirrored = model.predict(to_model_input([face[:, ::-1] for face in faces]), calibrated=False)
+    # int8: the mirrored input is quantised to the same values, the two passes swap places
+    tolerance = 1e-6 if not model.quantized else 1.5 / 256
+    if meta["flip_tta_in_graph"]:
+        assert np.abs(plain - mirrored).max() <= tolerance
+    else:
+        assert np.abs(plain - mirrored).max() > 1e-3

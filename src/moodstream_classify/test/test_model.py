@@ -199,8 +199,10 @@ def test_flip_averaging_in_the_graph_is_what_the_json_says(models_dir, name):
     faces = list(np.load(models_dir / "emotion_reference.npz")["images"][:8])
     plain = model.predict(to_model_input(faces), calibrated=False)
     mirrored = model.predict(to_model_input([face[:, ::-1] for face in faces]), calibrated=False)
-    # int8: the two passes are summed in another order and requantised: one output step (1/256) apart at most
-    tolerance = 1e-6 if not model.quantized else 1.5 / 256
+    # int8: the two passes are two branches of the graph, each with the activation scales calibrated for
+    # its own input, so mirroring a face swaps which branch sees which image: measured up to two output
+    # steps (1/256 each) apart, where the float16 graph without flip averaging differs by 0.044 (11 steps).
+    tolerance = 1e-6 if not model.quantized else 2.5 / 256
     if meta["flip_tta_in_graph"]:
         assert np.abs(plain - mirrored).max() <= tolerance
     else:

@@ -317,7 +317,8 @@ def test_the_precision_asked_for_is_used_and_the_model_saved_loads_as_usual(data
 def test_the_cpu_campaign_runs_its_steps_in_order_and_a_second_call_finds_them_done(data_dir, tmp_path):
     env = {**os.environ, "PYTHON": sys.executable, "DATA": str(data_dir), "CAMPAIGN": str(tmp_path / "campaign"),
            "TEACHER": "4|8", "STUDENT": "4", "STUDENT_AB": "4,4", "CAMERA": "2|4", "TEACHER_EPOCHS": "2",
-           "STUDENT_EPOCHS": "1", "PATIENT_EPOCHS": "2", "SWA_EPOCHS": "1", "TEACHER_VIEWS": "2", "BUDGET_MINUTES": "30",
+           "STUDENT_EPOCHS": "1", "PATIENT_EPOCHS": "2", "SWA_EPOCHS": "1", "TEACHER_VIEWS": "2",
+           "BUDGET_MINUTES": "30",
            "EXTRA_ARGS": "--batch 32 --threads 1 --precision fp32"}
     first = subprocess.run(["bash", str(TRAINING / "cpu_campaign.sh")], env=env, capture_output=True, text=True,
                            timeout=600)
@@ -355,8 +356,8 @@ def test_the_cpu_campaign_runs_its_steps_in_order_and_a_second_call_finds_them_d
     chosen = max(candidates, key=lambda name: (scores[name], -candidates.index(name)))
     assert (f"campaign complete: the validation split chooses {chosen}; INT8_FLIP_TTA=1 bash models/training/adopt.sh "
             f"{tmp_path / 'campaign' / chosen / 'final.pt'}") in first.stdout, (scores, first.stdout)
-    camera_export = f"export_int8 {tmp_path / 'campaign' / 'camera_ab160' / 'final.pt'} --name moodstream-emotion-camera"
-    assert camera_export in first.stdout
+    camera_checkpoint = tmp_path / "campaign" / "camera_ab160" / "final.pt"
+    assert f"export_int8 {camera_checkpoint} --name moodstream-emotion-camera" in first.stdout
     second = subprocess.run(["bash", str(TRAINING / "cpu_campaign.sh")], env=env, capture_output=True, text=True,
                             timeout=120)
     assert second.returncode == 0 and "campaign complete" in second.stdout and "log.txt" not in second.stdout

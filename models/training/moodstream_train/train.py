@@ -16,9 +16,10 @@ Fast Knowledge Distillation, Shen and Xing 2022, keeps its teacher's soft labels
 a teacher's forward pass costs more than the student's whole step, this makes a distillation epoch
 more than twice as fast (measured on this project's CPU: 45 s, against about 105 s from the
 measured cost of its steps). The logits go to ``OUT/teacher_views.pt`` after every view, with a
-digest of the view's images; the views themselves are drawn again from the seed in seconds, so
-``--resume`` (in another session, from a commit) reuses every view that comes out the same. The
-time budget counts the labelling, and stops between views.
+digest and a fingerprint of the view's images; the views themselves are drawn again from the seed
+in seconds, so ``--resume`` (in another session, from a commit) reuses every view that comes out
+the same, bit for bit or, on a CPU whose float arithmetic rounds a few pixels the other way,
+within ``FINGERPRINT_TOLERANCE``. The time budget counts the labelling, and stops between views.
 ``--teacher-flip`` has every teacher label the mirror image too (each view's or step's), and the
 student learns the mean of both: the teachers' flip averaging, which costs them one more forward
 pass each (once per view with ``--teacher-views``).
@@ -164,6 +165,25 @@ def image_digest(images: torch.Tensor) -> str:
     return hashlib.sha256(images.cpu().numpy().tobytes()).hexdigest()
 
 
+#: How far (grey levels) an image's pixel sum may be from the kept one for the view to count as the
+#: same. The same view drawn on another CPU differs where a pixel's value falls within rounding of
+#: a half (the AMD EPYC and the Intel Xeon of this project disagree on the first view already);
+#: another augmentation's brightness and contrast jitter alone moves a face's sum by thousands.
+FINGERPRINT_TOLERANCE = 64
+
+
+def view_fingerprint(view: torch.Tensor) -> torch.Tensor:
+    """Each image's pixel sum, int32, on the CPU: what ``teacher_views`` compares when a view's
+    digest differs from the kept one."""
+    return view.reshape(len(view), -1).sum(1, dtype=torch.int64).to(torch.int32).cpu()
+
+
+def _set_at(items: list, index: int, item: object) -> list:
+    """``items`` up to ``index`` (padded with None), then ``item``: the kept lists stay one entry a view."""
+    head = list(items[:index])
+    return [*head, *[None] * (index - len(head)), item]
+
+
 @torch.no_grad()
 def label_view(teachers: list[torch.nn.Module], view: torch.Tensor, use_bf16: bool, flip: bool,
                batch: int = 512) -> torch.Tensor:
@@ -181,31 +201,46 @@ def teacher_views(path: Path, key: dict, teachers: list[torch.nn.Module], x: tor
     """``views`` augmented uint8 views of ``x`` ((views, *x.shape)), the ensemble's logits on each
     ((views, N, members, classes), float32) and the seconds earlier runs spent labelling them.
 
-    The logits are kept at ``path`` after every view (with the digest of its images), for ``key``:
-    a later run draws the views again and reuses the logits of every view that comes out the same
-    image for image. Before labelling a view that would end past ``deadline`` (a ``time.time()``;
-    0: none) the run exits with ``BUDGET_SPENT``, its labelling kept."""
+    The logits are kept at ``path`` after every view (with the digest and the fingerprint of its
+    images), for ``key``: a later run draws the views again and reuses the logits of every view that
+    comes out the same image for image, or apart only by rounding (``FINGERPRINT_TOLERANCE``).
+    Before labelling a view that would end past ``deadline`` (a ``time.time()``; 0: none) the run
+    exits with ``BUDGET_SPENT``, its labelling kept."""
     # bfloat16 holds a bf16 autocast's logits exactly, in half the space (they are committed between sessions).
     dtype = torch.bfloat16 if use_bf16 else torch.float32
-    kept = {"key": key, "digests": [], "logits": None, "seconds": 0.0}
+    kept = {"key": key, "digests": [], "fingerprints": [], "logits": None, "seconds": 0.0}
     if path.is_file():
         stored = torch.load(path, map_location="cpu", weights_only=False)
         if stored.get("key") == key and "digests" in stored:
-            kept = stored
+            kept = {"fingerprints": [], **stored}
         else:
             log.info("teacher views: %s was labelled by other teachers or for other data: labelling again", path)
     earlier_seconds = kept["seconds"]
     images = torch.empty((views, *x.shape), dtype=torch.uint8, device=x.device)
     logits: list[torch.Tensor] = []
-    labelled, labelling = 0, 0.0
+    labelled, labelling, fingerprinted = 0, 0.0, False
     for index, view in enumerate(draw_views(x, views, seed)):
         images[index] = view
-        digest = image_digest(view)
+        digest, fingerprint = image_digest(view), view_fingerprint(view)
         if index < len(kept["digests"]):
+            known = kept["fingerprints"][index] if index < len(kept["fingerprints"]) else None
             if kept["digests"][index] == digest:
+                if known is None:  # a file kept before fingerprints: add this view's, which is the kept image's
+                    kept["fingerprints"] = [*_set_at(kept["fingerprints"], index, fingerprint),
+                                            *kept["fingerprints"][index + 1 :]]
+                    fingerprinted = True
                 logits.append(kept["logits"][index].to(x.device, torch.float32))
                 continue
-            log.info("teacher views: view %d is not the image kept: labelling it and the rest again", index + 1)
+            if known is not None and len(known) == len(view):
+                apart = int((fingerprint - known).abs().max())
+                if apart <= FINGERPRINT_TOLERANCE:
+                    log.info("teacher views: view %d differs from the image kept only by rounding (an image's sum "
+                             "at most %d grey levels apart): its labels reused", index + 1, apart)
+                    logits.append(kept["logits"][index].to(x.device, torch.float32))
+                    continue
+            log.info("teacher views: view %d is not the image kept%s: labelling it and the rest again, replacing "
+                     "the kept labels in %s", index + 1, "" if known is not None else
+                     " (kept without a fingerprint, so only the same image bit for bit counts)", path)
         if index and not labelled:
             log.info("teacher views: %d of %d read back from %s", index, views, path)
         if deadline and labelled and time.time() + labelling / labelled > deadline:
@@ -216,9 +251,13 @@ def teacher_views(path: Path, key: dict, teachers: list[torch.nn.Module], x: tor
         labelling += time.time() - started
         labelled += 1
         kept = {"key": key, "digests": [*kept["digests"][:index], digest],
+                "fingerprints": _set_at(kept["fingerprints"], index, fingerprint),
                 "logits": torch.stack(logits).to("cpu", dtype), "seconds": kept["seconds"] + time.time() - started}
         save_atomically(kept, path)
         log.info("teacher views: %d of %d labelled (%.0fs)", index + 1, views, time.time() - started)
+    if fingerprinted and not labelled:
+        save_atomically(kept, path)
+        log.info("teacher views: fingerprints added to %s", path)
     if not labelled:
         log.info("teacher views: %d of %d read back from %s", views, views, path)
     return images, torch.stack(logits), earlier_seconds

@@ -173,6 +173,7 @@ def test_a_student_on_kept_teacher_views_learns_their_logits_and_resumes_exactly
     views = training_views(data_dir, 3)
     assert views[0].dtype == torch.uint8 and views[0].shape == (324, 1, 48, 48)  # 360 faces less the 10% held out
     assert kept["digests"] == [train.image_digest(view) for view in views]
+    assert all(torch.equal(kept["fingerprints"][i], train.view_fingerprint(view)) for i, view in enumerate(views))
     assert kept["logits"].shape == (3, 324, 2, 6)
     assert not torch.equal(views[0], views[1])  # each view is its own augmentation
     for index, path in enumerate(teacher_paths):  # the logits are each teacher's on the very image kept
@@ -201,13 +202,47 @@ def test_a_student_on_kept_teacher_views_learns_their_logits_and_resumes_exactly
     assert torch.equal(torch.load(tmp_path / "cut" / "teacher_views.pt", weights_only=False)["logits"],
                        kept["logits"])
 
-    # A view that does not come out as the image kept (another augmentation, say) is labelled again, with the rest.
-    kept["digests"][1] = "0" * 64
-    save_atomically(kept, tmp_path / "whole" / "teacher_views.pt")
+    # The same view drawn on a CPU that rounds a few pixels the other way: another digest, its images'
+    # sums a few grey levels apart. Its labels are reused.
+    rounded = {**kept, "digests": list(kept["digests"]), "fingerprints": list(kept["fingerprints"])}
+    rounded["digests"][1] = "0" * 64
+    rounded["fingerprints"][1] = kept["fingerprints"][1] + torch.randint(-3, 4, kept["fingerprints"][1].shape,
+                                                                         dtype=torch.int32)
+    save_atomically(rounded, tmp_path / "whole" / "teacher_views.pt")
+    caplog.clear()
+    assert run_train(data_dir, tmp_path / "whole", *distil) == 0
+    assert "view 2 differs from the image kept only by rounding (an image's sum at most 3 grey levels apart)" \
+        in caplog.text
+    assert "3 of 3 read back" in caplog.text and "labelled" not in caplog.text
+
+    # A view that does not come out as the image kept (another augmentation, say: its sums far from the
+    # kept ones) is labelled again, with the rest.
+    rounded["fingerprints"][1] = kept["fingerprints"][2]
+    save_atomically(rounded, tmp_path / "whole" / "teacher_views.pt")
     caplog.clear()
     assert run_train(data_dir, tmp_path / "whole", *distil) == 0
     assert "view 2 is not the image kept: labelling it and the rest again" in caplog.text
     assert "teacher views: 3 of 3 labelled" in caplog.text and "teacher views: 1 of 3 labelled" not in caplog.text
+    relabelled = torch.load(tmp_path / "whole" / "teacher_views.pt", weights_only=False)
+    assert relabelled["digests"] == kept["digests"] and torch.equal(relabelled["fingerprints"][1],
+                                                                    kept["fingerprints"][1])
+
+    # A file kept before fingerprints: only the same image bit for bit counts, and a run that reads
+    # every view back adds their fingerprints to it.
+    old_style = {key: value for key, value in kept.items() if key != "fingerprints"}
+    save_atomically(old_style, tmp_path / "whole" / "teacher_views.pt")
+    caplog.clear()
+    assert run_train(data_dir, tmp_path / "whole", *distil) == 0
+    assert "3 of 3 read back" in caplog.text and "fingerprints added" in caplog.text
+    upgraded = torch.load(tmp_path / "whole" / "teacher_views.pt", weights_only=False)
+    assert all(torch.equal(upgraded["fingerprints"][i], kept["fingerprints"][i]) for i in range(3))
+    assert torch.equal(upgraded["logits"], kept["logits"])
+    old_style["digests"] = [kept["digests"][0], "0" * 64, kept["digests"][2]]
+    save_atomically(old_style, tmp_path / "whole" / "teacher_views.pt")
+    caplog.clear()
+    assert run_train(data_dir, tmp_path / "whole", *distil) == 0
+    assert "view 2 is not the image kept (kept without a fingerprint, so only the same image bit for bit counts)" \
+        in caplog.text
 
     # Another student of the same teachers, seed and split reads the same labels back.
     caplog.clear()

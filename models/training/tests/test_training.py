@@ -351,14 +351,15 @@ def test_the_precision_asked_for_is_used_and_the_model_saved_loads_as_usual(data
 
 def test_the_cpu_campaign_runs_its_steps_in_order_and_a_second_call_finds_them_done(data_dir, tmp_path):
     env = {**os.environ, "PYTHON": sys.executable, "DATA": str(data_dir), "CAMPAIGN": str(tmp_path / "campaign"),
-           "TEACHER": "4|8", "STUDENT": "4", "STUDENT_AB": "4,4", "TEACHER_EPOCHS": "2", "STUDENT_EPOCHS": "1",
-           "PATIENT_EPOCHS": "2", "SWA_EPOCHS": "1", "TEACHER_VIEWS": "2", "BUDGET_MINUTES": "30",
+           "TEACHER": "4|8", "STUDENT": "4", "STUDENT_AB": "4,4", "CAMERA": "2|4", "TEACHER_EPOCHS": "2",
+           "STUDENT_EPOCHS": "1", "PATIENT_EPOCHS": "2", "SWA_EPOCHS": "1", "TEACHER_VIEWS": "2",
+           "BUDGET_MINUTES": "30",
            "EXTRA_ARGS": "--batch 32 --threads 1 --precision fp32"}
     first = subprocess.run(["bash", str(TRAINING / "cpu_campaign.sh")], env=env, capture_output=True, text=True,
                            timeout=600)
     assert first.returncode == 0, first.stdout + first.stderr
     steps = ["teacher_a", "student_a", "student_a_swa", "teacher_b", "student_ab", "student_ab_swa", "student_ab160",
-             "student_ab160_swa"]
+             "student_ab160_swa", "camera_fresh"]
     assert [line.split(":")[0] for line in first.stdout.splitlines() if line.endswith("log.txt")] == steps
     for step in steps:
         assert (tmp_path / "campaign" / step / "final.pt").is_file()
@@ -379,6 +380,11 @@ def test_the_cpu_campaign_runs_its_steps_in_order_and_a_second_call_finds_them_d
     patient = json.loads((tmp_path / "campaign" / "student_ab160" / "summary.json").read_text())
     assert patient["epochs"] == 2 and patient["spec"] == "4,4" and patient["teacher"] == student["teacher"]
     assert "read back from" in (tmp_path / "campaign" / "student_ab160" / "log.txt").read_text()
+    # The camera's network, distilled from the patient student after SWA on every step's augmentation.
+    camera = json.loads((tmp_path / "campaign" / "camera_fresh" / "summary.json").read_text())
+    assert camera["spec"] == "2|4" and camera["dropout"] == 0.1 and camera["teacher_flip"] is True
+    assert [Path(t).parent.name for t in camera["teacher"]] == ["student_ab160_swa"]
+    assert camera["teacher_views"] is None
     candidates = ["student_a_swa", "student_ab_swa", "student_ab160_swa"]
     scores = {name: json.loads((tmp_path / "campaign" / name / "summary.json").read_text())["heldout_acc"]
               for name in candidates}

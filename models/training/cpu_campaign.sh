@@ -34,7 +34,7 @@
 #               model adopted in the twelfth session) and its mirror images on every step's fresh
 #               augmentation, as the shipped camera model was from the first host model: on ten
 #               kept views instead it scored 1.3 points below the shipped camera model (twelfth
-#               session). About 2 min an epoch on the twelfth session's Xeon. Not a host
+#               session). 88 s an epoch alone on the twelfth session's Xeon. Not a host
 #               candidate: export it with export_int8 (reproduce.sh) if it beats the shipped camera
 #               model on the 5% of Training both held out
 #

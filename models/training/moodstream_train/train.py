@@ -178,12 +178,6 @@ def view_fingerprint(view: torch.Tensor) -> torch.Tensor:
     return view.reshape(len(view), -1).sum(1, dtype=torch.int64).to(torch.int32).cpu()
 
 
-def _set_at(items: list, index: int, item: object) -> list:
-    """``items`` up to ``index`` (padded with None), then ``item``: the kept lists stay one entry a view."""
-    head = list(items[:index])
-    return [*head, *[None] * (index - len(head)), item]
-
-
 @torch.no_grad()
 def label_view(teachers: list[torch.nn.Module], view: torch.Tensor, use_bf16: bool, flip: bool,
                batch: int = 512) -> torch.Tensor:
@@ -212,7 +206,9 @@ def teacher_views(path: Path, key: dict, teachers: list[torch.nn.Module], x: tor
     if path.is_file():
         stored = torch.load(path, map_location="cpu", weights_only=False)
         if stored.get("key") == key and "digests" in stored:
-            kept = {"fingerprints": [], **stored}
+            # One fingerprint a kept view; None for those kept before fingerprints.
+            fingerprints = list(stored.get("fingerprints", []))
+            kept = {**stored, "fingerprints": fingerprints + [None] * (len(stored["digests"]) - len(fingerprints))}
         else:
             log.info("teacher views: %s was labelled by other teachers or for other data: labelling again", path)
     earlier_seconds = kept["seconds"]
@@ -223,15 +219,14 @@ def teacher_views(path: Path, key: dict, teachers: list[torch.nn.Module], x: tor
         images[index] = view
         digest, fingerprint = image_digest(view), view_fingerprint(view)
         if index < len(kept["digests"]):
-            known = kept["fingerprints"][index] if index < len(kept["fingerprints"]) else None
+            known = kept["fingerprints"][index]
             if kept["digests"][index] == digest:
                 if known is None:  # a file kept before fingerprints: add this view's, which is the kept image's
-                    kept["fingerprints"] = [*_set_at(kept["fingerprints"], index, fingerprint),
-                                            *kept["fingerprints"][index + 1 :]]
+                    kept["fingerprints"][index] = fingerprint
                     fingerprinted = True
                 logits.append(kept["logits"][index].to(x.device, torch.float32))
                 continue
-            if known is not None and len(known) == len(view):
+            if known is not None:
                 apart = int((fingerprint - known).abs().max())
                 if apart <= FINGERPRINT_TOLERANCE:
                     log.info("teacher views: view %d differs from the image kept only by rounding (an image's sum "
@@ -251,7 +246,7 @@ def teacher_views(path: Path, key: dict, teachers: list[torch.nn.Module], x: tor
         labelling += time.time() - started
         labelled += 1
         kept = {"key": key, "digests": [*kept["digests"][:index], digest],
-                "fingerprints": _set_at(kept["fingerprints"], index, fingerprint),
+                "fingerprints": [*kept["fingerprints"][:index], fingerprint],
                 "logits": torch.stack(logits).to("cpu", dtype), "seconds": kept["seconds"] + time.time() - started}
         save_atomically(kept, path)
         log.info("teacher views: %d of %d labelled (%.0fs)", index + 1, views, time.time() - started)

@@ -404,3 +404,42 @@ def test_the_campaign_stops_at_its_budget_and_says_how_to_go_on(data_dir, tmp_pa
     assert result.returncode == 0
     assert "budget spent before teacher_a: call again to go on" in result.stdout
     assert not (tmp_path / "campaign").exists()
+
+
+def test_the_gpu_run_trains_an_ensemble_and_its_students_and_brings_back_what_fits(data_dir, tmp_path):
+    """gpu_run.sh on the CPU with tiny networks: four phases, and a student cut short by its
+    budget (an endless schedule) still handed on, in train.py's final format, to the averaging."""
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHON": sys.executable, "DATA": str(data_dir), "OUT": str(out),
+           "RUNS": str(tmp_path / "runs"),
+           "TEACHER": "4|8", "STUDENT": "4,4", "CAMERA": "2|4", "TEACHER_EPOCHS": "2", "STUDENT_EPOCHS": "1",
+           "PATIENT_EPOCHS": "100000", "CAMERA_EPOCHS": "1", "SWA_EPOCHS": "1", "TEACHER_VIEWS": "2",
+           "TEACHER_SECONDS": "120", "STUDENT_SECONDS": "27", "SWA_SECONDS": "120", "SEEDS": "11 12",
+           "EXTRA_ARGS": "--batch 32 --threads 1 --precision fp32"}
+    result = subprocess.run(["bash", str(TRAINING / "gpu_run.sh")], env=env, capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["candidates.tar", "teacher_11.pt", "teacher_12.pt"]
+    teacher = torch.load(out / "teacher_11.pt", weights_only=False)
+    assert "optimizer" not in teacher and teacher["summary"]["seed"] == 11
+    assert all(v.dtype == torch.float16 for v in teacher["model"].values() if v.is_floating_point())
+    back = tmp_path / "back"
+    subprocess.run(["tar", "-C", str(tmp_path), "-xf", str(out / "candidates.tar"), "--one-top-level=back"],
+                   check=True)
+    names = {p.name for p in back.iterdir()}
+    assert {"student_160a_swa.pt", "student_160b_swa.pt", "student_240_swa.pt", "camera.pt",
+            "student_240.summary.json", "student_240_swa.log", "teacher_12.log"} <= names, names
+    patient = json.loads((back / "student_240.summary.json").read_text())
+    assert patient["epochs"] == 100000 and 1 <= patient["stopped_after_epoch"] < 100000
+    assert (patient["val_fraction"], patient["split_seed"]) == (train.VAL_FRACTION, train.SPLIT_SEED)
+    averaged = json.loads((back / "student_240_swa.summary.json").read_text())
+    assert Path(averaged["swa"]["from"]).parent.name == "student_240"
+    assert averaged["val_fraction"] == train.VAL_FRACTION  # the split of the student, not swa.py's default
+    student = json.loads((back / "student_160a.summary.json").read_text())
+    assert [Path(t).parent.name for t in student["teacher"]] == ["teacher_11", "teacher_12"]
+    assert student["teacher_flip"] is True and student["teacher_views"] == 2 and student["spec"] == "4,4"
+    camera = json.loads((back / "camera.summary.json").read_text())
+    assert camera["spec"] == "2|4" and camera["teacher_views"] is None and camera["dropout"] == 0.1
+    net = torch.load(back / "student_160b_swa.pt", weights_only=False)
+    from moodstream_train.nets import EmotionNet
+    EmotionNet(net["spec"], dropout=net["dropout"]).load_state_dict(net["model"])

@@ -45,8 +45,8 @@ read -r -a EXTRA <<< "${EXTRA_ARGS:-}"  # for the tests, which run all of it on 
 command -v nvidia-smi > /dev/null && nvidia-smi -L
 
 # run NAME SECONDS MODULE ARGS...: moodstream_train.MODULE into $RUNS/NAME, stopped between epochs
-# a few seconds before SECONDS, killed at SECONDS; a run stopped early leaves last.pt, which is
-# copied to final.pt so that the next phase goes on from it.
+# 15 seconds before SECONDS, killed at SECONDS; a run stopped early leaves last.pt, from which
+# stopped_early writes the final.pt that the next phase goes on from.
 run() {
   local name=$1 seconds=$2 module=$3
   shift 3

@@ -443,3 +443,51 @@ def test_the_gpu_run_trains_an_ensemble_and_its_students_and_brings_back_what_fi
     net = torch.load(back / "student_160b_swa.pt", weights_only=False)
     from moodstream_train.nets import EmotionNet
     EmotionNet(net["spec"], dropout=net["dropout"]).load_state_dict(net["model"])
+
+
+def test_gpu_stage_takes_the_big_files_out_of_what_travels_and_puts_them_back(tmp_path):
+    """gpu_stage.sh in a throwaway repository: the files over the size limit leave the index (not
+    the disk), the archive goes to .gpu/, and --undo leaves the index and exclude file as they were."""
+    repo, data = tmp_path / "repo", tmp_path / "data"
+    (repo / "models" / "training").mkdir(parents=True)
+    data.mkdir()
+    (data / "fer2013_Training.npz.xz").write_bytes(b"x" * 2000)
+    (repo / "models" / "training" / "gpu_stage.sh").write_text((TRAINING / "gpu_stage.sh").read_text())
+    (repo / "big.pt").write_bytes(b"b" * 50000)
+    (repo / "small.py").write_text("print()\n")
+    (repo / ".gitignore").write_text(".gpu/\n")
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "start"], check=True)
+    exclude = repo / ".git" / "info" / "exclude"
+    exclude_before = exclude.read_text() if exclude.exists() else ""
+    env = {**os.environ, "DATA": str(data), "BIG_BYTES": "20000", "LIMIT_BYTES": "100000"}
+    stage = ["bash", str(repo / "models" / "training" / "gpu_stage.sh")]
+
+    staged = subprocess.run(stage, env=env, capture_output=True, text=True)
+    assert staged.returncode == 0, staged.stdout + staged.stderr
+    tracked = subprocess.run([*git, "ls-files"], capture_output=True, text=True, check=True).stdout.split()
+    untracked = subprocess.run([*git, "ls-files", "--others", "--exclude-standard"], capture_output=True, text=True,
+                               check=True).stdout.split()
+    assert "big.pt" not in tracked + untracked and "small.py" in tracked
+    assert (repo / "big.pt").stat().st_size == 50000 and (repo / ".gpu" / "fer2013_Training.npz.xz").is_file()
+    again = subprocess.run(stage, env=env, capture_output=True, text=True)
+    assert again.returncode == 1 and "already staged" in again.stderr
+
+    undone = subprocess.run([*stage, "--undo"], env=env, capture_output=True, text=True)
+    assert undone.returncode == 0 and "restored 1 files" in undone.stdout
+    assert subprocess.run([*git, "status", "--porcelain"], capture_output=True, text=True,
+                          check=True).stdout == ""
+    assert (exclude.read_text() if exclude.exists() else "") == exclude_before
+
+    # Over the limit even when staged: it says so and undoes itself.
+    over = subprocess.run(stage, env={**env, "LIMIT_BYTES": "100"}, capture_output=True, text=True)
+    assert over.returncode == 1 and "still over the device's limit" in over.stderr
+    assert subprocess.run([*git, "status", "--porcelain"], capture_output=True, text=True,
+                          check=True).stdout == ""
+    # And it will not stage over changes already in the index.
+    (repo / "small.py").write_text("print(1)\n")
+    subprocess.run([*git, "add", "small.py"], check=True)
+    refused = subprocess.run(stage, env=env, capture_output=True, text=True)
+    assert refused.returncode == 1 and "staged changes" in refused.stderr

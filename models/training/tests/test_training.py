@@ -152,6 +152,47 @@ def test_a_student_learns_from_two_teachers_of_its_split_and_refuses_one_of_anot
                     "--teacher", str(tmp_path / "t5" / "final.pt")])
 
 
+
+def test_probe_measures_views_ensembles_and_soups_on_the_held_out_faces_and_refuses_mixed_splits(data_dir, tmp_path):
+    from moodstream_train import probe
+
+    face = torch.arange(48 * 48, dtype=torch.float32).reshape(1, 1, 48, 48)
+    assert torch.equal(probe.shifted(face, 1, 0)[..., 1:], face[..., :-1])  # one pixel to the right
+    assert torch.equal(probe.shifted(face, 0, -2)[..., :-2, :], face[..., 2:, :])  # two pixels up
+    assert torch.equal(probe.zoomed(face, 1.0), face)
+    assert probe.zoomed(face, 0.95).shape == probe.zoomed(face, 1.1).shape == face.shape
+
+    for seed in ("1", "2"):
+        assert run_train(data_dir, tmp_path / seed, "--epochs", "2", "--seed", seed) == 0
+    one, two = tmp_path / "1" / "final.pt", tmp_path / "2" / "final.pt"
+    cpu = torch.device("cpu")
+    result = probe.probe([one, two], data_dir, cpu)
+
+    images, labels = load_split(data_dir, "Training")
+    _, val_idx = stratified_holdout(labels, 0.1, 1234)
+    x_val, y_val = train.to_tensor(images[val_idx], cpu), torch.from_numpy(labels[val_idx])
+    assert result["validation"] == {"fraction": 0.1, "split_seed": 1234, "faces": len(val_idx)}
+    model, _ = train.load_checkpoint(one, cpu)
+    for flip, name in ((False, "id"), (True, "flip (2 passes)")):
+        expected = round((train.predict(model, x_val, flip_tta=flip).argmax(1) == y_val).float().mean().item(), 4)
+        figures = result["checkpoints"][str(one)]
+        assert (figures["views"] if name == "id" else figures["view_sets"])[name] == expected
+    assert set(result["checkpoints"][str(one)]["views"]) == {v + t for v in probe.VIEWS for t in ("", "+f")}
+    assert set(result["ensemble"]) == {"one pass each", "flip each"} and set(result["soup"]) == {"one pass", "flip"}
+
+    # A checkpoint with itself: the ensemble is the checkpoint, the soup has its weights.
+    alone = probe.probe([one, one], data_dir, cpu)
+    assert alone["ensemble"]["one pass each"] == alone["checkpoints"][str(one)]["views"]["id"]
+    soup = probe.uniform_soup([model, model], train.to_tensor(images, cpu))
+    for (key, mine), theirs in zip(model.state_dict().items(), soup.state_dict().values(), strict=True):
+        if "running" not in key and "num_batches" not in key:
+            assert torch.equal(mine, theirs), key
+
+    assert run_train(data_dir, tmp_path / "other", "--epochs", "1", "--val-fraction", "0.05") == 0
+    with pytest.raises(SystemExit, match="one and the same validation split"):
+        probe.probe([one, tmp_path / "other" / "final.pt"], data_dir, cpu)
+
+
 def training_views(data_dir: Path, views: int, seed: int = 1235) -> list[torch.Tensor]:
     """The views a run with ``--seed seed-1`` draws of its training images (the default split)."""
     images, labels = load_split(data_dir, "Training")

@@ -9,7 +9,9 @@
 # Every run holds out the same validation split (10% of every class of Training, split seed
 # 1234), which alone chooses among the candidates; PublicTest is measured once, afterwards, for
 # the chosen one (adopt.sh, on the CPU). Each phase stops its runs cleanly between epochs at its
-# budget (a run stopped early hands on its last checkpoint) and `timeout` backs that up.
+# budget: a training run fits its epochs to it after the first (its learning-rate schedule laid
+# out again, so that it ends annealed), a run stopped early all the same hands on its last
+# checkpoint, and `timeout` backs that up.
 #
 # What comes back in $OUT (the device returns at most 8 files of 16 MiB, 64 MiB in all): the four
 # teachers in half precision (teacher_<seed>.pt, 9.4 MB each, for CPU students of this ensemble)
@@ -45,36 +47,24 @@ read -r -a EXTRA <<< "${EXTRA_ARGS:-}"  # for the tests, which run all of it on 
 command -v nvidia-smi > /dev/null && nvidia-smi -L
 
 # run NAME SECONDS MODULE ARGS...: moodstream_train.MODULE into $RUNS/NAME, stopped between epochs
-# 15 seconds before SECONDS, killed at SECONDS; a run stopped early leaves last.pt, from which
-# stopped_early writes the final.pt that the next phase goes on from.
+# 15 seconds before SECONDS, killed at SECONDS. Training runs also get --fit-epochs-to-budget: after
+# their first epoch they shorten themselves to the epochs that fit, their learning rate laid out
+# again, so that they end annealed rather than cut halfway down the one-cycle. A training run
+# stopped early all the same leaves last.pt, from which train.final_from_last writes the final.pt
+# that the next phase goes on from.
 run() {
   local name=$1 seconds=$2 module=$3
   shift 3
-  local minutes
+  local minutes fit=()
   minutes=$(awk -v s="$seconds" 'BEGIN { printf "%.2f", (s - 15) / 60 }')
+  [ "$module" = train ] && fit=(--fit-epochs-to-budget)
   timeout "$seconds" "$PYTHON" -W ignore -m "moodstream_train.$module" --data "$DATA" --out "$RUNS/$name" \
-    --threads "$THREADS" --stop-after-minutes "$minutes" "${EXTRA[@]}" "$@" > "$RUNS/$name.log" 2>&1
+    --threads "$THREADS" --stop-after-minutes "$minutes" "${fit[@]}" "${EXTRA[@]}" "$@" > "$RUNS/$name.log" 2>&1
   echo "$name: exit $? $(tail -1 "$RUNS/$name.log" | cut -c1-240)"
-  [ -f "$RUNS/$name/final.pt" ] || [ ! -f "$RUNS/$name/last.pt" ] || stopped_early "$RUNS/$name"
-}
-
-# stopped_early DIR: DIR/final.pt from DIR/last.pt, in train.py's final format (the split in its
-# summary, which swa.py and a student's teacher check), marked as stopped early.
-stopped_early() {
-  "$PYTHON" - "$1" <<'PY'
-import json, sys
-from pathlib import Path
-import torch
-run = Path(sys.argv[1])
-last = torch.load(run / "last.pt", map_location="cpu", weights_only=False)
-done = last["history"][-1] if last["history"] else {}
-summary = {"spec": last["spec"], "dropout": last["dropout"], "val_fraction": last["val_fraction"],
-           "split_seed": last["split_seed"], "epochs": last["epochs"], "stopped_after_epoch": last["epoch"],
-           "heldout_acc": done.get("val_acc"), "heldout_acc_flip": done.get("val_acc_flip")}
-torch.save({"model": last["model"], "spec": last["spec"], "dropout": last["dropout"], "summary": summary},
-           run / "final.pt")
-(run / "summary.json").write_text(json.dumps(summary, indent=2))
-PY
+  if [ "$module" = train ] && [ ! -f "$RUNS/$name/final.pt" ] && [ -f "$RUNS/$name/last.pt" ]; then
+    "$PYTHON" -c 'import sys; from pathlib import Path; from moodstream_train.train import final_from_last
+final_from_last(Path(sys.argv[1]))' "$RUNS/$name"
+  fi
 }
 
 start=$(date +%s)
@@ -106,29 +96,7 @@ done
 wait
 echo "averaging done after $(($(date +%s) - start)) s"
 
-# Half-precision weights, without the optimizer state: what comes back.
-"$PYTHON" - "$RUNS" "$OUT" $SEEDS <<'PY'
-import sys
-from pathlib import Path
-import torch
-runs, out, seeds = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3:]
-def slim(src: Path, dst: Path) -> None:
-    ckpt = torch.load(src, map_location="cpu", weights_only=False)
-    keep = {k: ckpt[k] for k in ("model", "spec", "dropout", "summary") if k in ckpt}
-    keep["model"] = {k: v.half() if v.is_floating_point() else v for k, v in keep["model"].items()}
-    torch.save(keep, dst)
-for seed in seeds:
-    if (runs / f"teacher_{seed}" / "final.pt").is_file():
-        slim(runs / f"teacher_{seed}" / "final.pt", out / f"teacher_{seed}.pt")
-(runs / "back").mkdir(exist_ok=True)
-for name in ("student_160a_swa", "student_160b_swa", "student_240_swa", "camera"):
-    if (runs / name / "final.pt").is_file():
-        slim(runs / name / "final.pt", runs / "back" / f"{name}.pt")
-PY
-cp "$RUNS"/*.log "$RUNS/back/" 2>/dev/null
-for dir in "$RUNS"/*/; do
-  [ -f "$dir/summary.json" ] && cp "$dir/summary.json" "$RUNS/back/$(basename "$dir").summary.json"
-done
-tar -C "$RUNS/back" -cf "$OUT/candidates.tar" .
+# Half-precision weights, without the optimizer state: what comes back (moodstream_train.handback).
+"$PYTHON" -m moodstream_train.handback "$RUNS" "$OUT" $SEEDS
 ls -la "$OUT"
 echo "all done after $(($(date +%s) - start)) s"

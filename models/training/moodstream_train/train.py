@@ -7,7 +7,11 @@
 Checkpoints every epoch to ``OUT/last.pt`` (``--resume`` continues from it); the finished
 model goes to ``OUT/final.pt`` with a ``summary.json``. Uses CUDA when available. With
 ``--stop-after-minutes`` a run stops between epochs before it would pass its time budget and
-exits with ``BUDGET_SPENT`` (75); ``--resume`` continues it later, in another session.
+exits with ``BUDGET_SPENT`` (75); ``--resume`` continues it later, in another session. With
+``--fit-epochs-to-budget`` as well, a run that the budget would cut short shortens itself after
+its first epoch instead, to as many epochs as fit at that pace, and lays its one-cycle learning
+rate out again for them: a run that must end within one sitting (a lent GPU's ten minutes) then
+ends annealed, where a cut would leave it at a high learning rate halfway down the cycle.
 
 With ``--teacher-views K`` the teachers see every training image only K times, before the
 student's first epoch: K augmented views of it are drawn (as uint8) and labelled once with the
@@ -135,6 +139,31 @@ def stop_if_budget_spent(minutes: float, started: float, first_epoch: int, epoch
         sys.exit(BUDGET_SPENT)
 
 
+#: The share of its budget a run fits its epochs into: runs sharing a device (gpu_run.sh's four
+#: teachers) may start their first epochs while the others still load, and then slow down.
+FIT_SHARE = 0.85
+
+
+def fitted_epochs(asked: int, done: int, seconds_an_epoch: float, seconds_left: float) -> int:
+    """How many epochs a run asked for ``asked`` should have, ``done`` of them over and
+    ``seconds_left`` of its budget left at ``seconds_an_epoch``: ``asked`` where they fit, else as
+    many as fit, and at least one more (its schedule must still have a step to anneal to)."""
+    if seconds_an_epoch <= 0:
+        return asked
+    return max(done + 1, min(asked, done + int(seconds_left / seconds_an_epoch)))
+
+
+def refit_schedule(optimizer: torch.optim.Optimizer, lr: float, epochs: int, steps_per_epoch: int,
+                   steps_done: int) -> torch.optim.lr_scheduler.OneCycleLR:
+    """The run's one-cycle schedule laid out again for ``epochs``, at step ``steps_done`` of it, the
+    optimizer's learning rate set to that step's."""
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, epochs=epochs,
+                                                    steps_per_epoch=steps_per_epoch, pct_start=0.2)
+    scheduler.last_epoch = steps_done - 1
+    scheduler.step()  # to step ``steps_done``, setting the optimizer's learning rate
+    return scheduler
+
+
 def file_digest(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
@@ -258,6 +287,22 @@ def teacher_views(path: Path, key: dict, teachers: list[torch.nn.Module], x: tor
     return images, torch.stack(logits), earlier_seconds
 
 
+def final_from_last(run: Path) -> dict:
+    """Write ``run/final.pt`` and ``summary.json`` from a run's ``last.pt`` (a run stopped by its
+    budget or killed), in the final format that a student's ``--teacher``, ``swa.py`` and the exports
+    read, its split kept and the epoch it stopped after recorded; return the summary."""
+    last = torch.load(run / "last.pt", map_location="cpu", weights_only=False)
+    done = last["history"][-1] if last["history"] else {}
+    summary = {"spec": last["spec"], "dropout": last["dropout"], "val_fraction": last["val_fraction"],
+               "split_seed": last["split_seed"], "epochs": last["epochs"],
+               "epochs_asked": last.get("epochs_asked", last["epochs"]), "stopped_after_epoch": last["epoch"],
+               "heldout_acc": done.get("val_acc"), "heldout_acc_flip": done.get("val_acc_flip")}
+    save_atomically({"model": last["model"], "spec": last["spec"], "dropout": last["dropout"], "summary": summary},
+                    run / "final.pt")
+    (run / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
 def load_checkpoint(path: Path, device: torch.device) -> tuple[EmotionNet, dict]:
     ckpt = torch.load(path, map_location=device, weights_only=False)
     model = EmotionNet(ckpt["spec"], dropout=ckpt["dropout"]).to(device)
@@ -300,7 +345,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--stop-after-minutes", type=float, default=0.0,
                     help="stop between epochs before this budget would be passed (0: no budget)")
+    ap.add_argument("--fit-epochs-to-budget", action="store_true",
+                    help="with --stop-after-minutes: after the first epoch, run as many epochs as fit in the "
+                         "budget at its pace (at most --epochs), the learning-rate schedule laid out for them")
     args = ap.parse_args(argv)
+    if args.fit_epochs_to_budget and not args.stop_after_minutes:
+        raise SystemExit("--fit-epochs-to-budget fits the run to --stop-after-minutes: give that too")
+    epochs_asked = args.epochs
     run_started = time.time()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     if args.threads:
@@ -356,6 +407,9 @@ def main(argv: list[str] | None = None) -> None:
     last = args.out / "last.pt"
     if args.resume and last.is_file():
         state = restore_state(last, device, generator, model=model, optimizer=optimizer, scheduler=scheduler)
+        if state.get("epochs_asked") == args.epochs:  # fitted to its budget: its schedule came back with it
+            args.epochs = state["epochs"]
+        epochs_asked = state.get("epochs_asked", epochs_asked)
         if state.get("epochs", args.epochs) != args.epochs:
             # The one-cycle schedule is laid out for the whole run; it cannot be stretched.
             raise SystemExit(f"{last} belongs to a run of {state['epochs']} epochs: resume it with "
@@ -395,6 +449,8 @@ def main(argv: list[str] | None = None) -> None:
     # The time so far: earlier runs' epochs (labelling included), or, before the first epoch, their labelling.
     seconds_before = (history[-1].get("seconds", 0.0) if history else earlier_labelling) + (t0 - views_started)
     for epoch in range(start_epoch, args.epochs):
+        if epoch >= args.epochs:  # fitted to the budget
+            break
         stop_if_budget_spent(epoch_budget, t0, start_epoch, epoch)
         model.train()
         order = torch.randperm(len(x_train), generator=generator, device=device)
@@ -429,10 +485,19 @@ def main(argv: list[str] | None = None) -> None:
         log.info("epoch %3d/%d  loss %.3f  validation acc %.4f (flip %.4f)  %.0fs",
                  epoch + 1, args.epochs, total_loss / max(1, steps_per_epoch // 50), val_acc, val_acc_tta,
                  seconds)
+        if args.fit_epochs_to_budget and epoch == start_epoch and epochs_asked == args.epochs:
+            pace = time.time() - t0  # the first epoch's, the slowest (warm-up), so the fit errs short
+            fitted = fitted_epochs(args.epochs, epoch + 1, pace, epoch_budget * 60 * FIT_SHARE - pace)
+            if fitted < args.epochs:
+                log.info("%d epochs would pass the budget at %.1f s an epoch: fitted to %d, the learning rate "
+                         "laid out again for them", args.epochs, pace, fitted)
+                args.epochs = fitted
+                scheduler = refit_schedule(optimizer, args.lr, fitted, steps_per_epoch, (epoch + 1) * steps_per_epoch)
         save_atomically({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                          "scheduler": scheduler.state_dict(), "generator": generator.get_state(),
                          "torch_rng": torch.get_rng_state(),
-                         "epoch": epoch + 1, "epochs": args.epochs, "history": history, "spec": args.spec,
+                         "epoch": epoch + 1, "epochs": args.epochs, "epochs_asked": epochs_asked,
+                         "history": history, "spec": args.spec,
                          "dropout": args.dropout, "val_fraction": args.val_fraction,
                          "split_seed": args.split_seed, "teacher_views": args.teacher_views,
                          "teacher_flip": args.teacher_flip}, last)
@@ -441,6 +506,7 @@ def main(argv: list[str] | None = None) -> None:
         "spec": args.spec, "dropout": args.dropout, "labels": list(LABELS),
         "params": count_params(model), "macs": count_macs(args.spec),
         "epochs": args.epochs, "batch": args.batch, "lr": args.lr, "seed": args.seed,
+        **({"epochs_asked": epochs_asked} if epochs_asked != args.epochs else {}),
         "weight_decay": args.weight_decay, "label_smoothing": args.label_smoothing,
         "teacher": [str(path) for path in args.teacher] if args.teacher else None,
         "kd_weight": args.kd_weight if args.teacher else None,

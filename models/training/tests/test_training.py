@@ -12,8 +12,10 @@ import json
 import logging
 import lzma
 import os
+import shutil
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import numpy as np
@@ -100,6 +102,50 @@ def test_a_run_stopped_at_its_time_budget_resumes_to_exactly_the_weights_of_an_u
         assert torch.equal(tensor, resumed["model"][name]), name
     history = torch.load(tmp_path / "cut" / "last.pt", weights_only=False)["history"]
     assert [h["epoch"] for h in history] == [1, 2, 3]
+
+
+
+def test_a_run_fitted_to_its_budget_shortens_its_schedule_ends_annealed_and_resumes_exactly(data_dir, tmp_path,
+                                                                                           monkeypatch):
+    assert train.fitted_epochs(60, 1, 10.0, 295.0) == 30  # 29 more fit
+    assert train.fitted_epochs(60, 1, 1.0, 1000.0) == 60  # all fit: unchanged
+    assert train.fitted_epochs(60, 1, 10.0, 5.0) == 2  # none fits: one more, to anneal to
+    with pytest.raises(SystemExit, match="give that too"):
+        train.main(["--data", str(data_dir), "--out", str(tmp_path / "x"), *TINY, "--fit-epochs-to-budget"])
+
+    # A budget of 6 ms: after its first epoch the run fits itself to 2 epochs, then stops at the budget.
+    fit = ["--epochs", "40", "--fit-epochs-to-budget"]
+    assert run_train(data_dir, tmp_path / "cut", *fit, "--stop-after-minutes", "0.0001") == BUDGET_SPENT
+    last = torch.load(tmp_path / "cut" / "last.pt", weights_only=False)
+    steps = last["scheduler"]["total_steps"] // 2
+    assert (last["epoch"], last["epochs"], last["epochs_asked"]) == (1, 2, 40)
+    assert last["scheduler"]["last_epoch"] == steps  # the new schedule, at the step the run had reached
+    # What gpu_run.sh hands on from a run stopped early: the final format, the split and the stop recorded.
+    shutil.copytree(tmp_path / "cut", tmp_path / "handed")
+    handed = train.final_from_last(tmp_path / "handed")
+    assert handed == json.loads((tmp_path / "handed" / "summary.json").read_text())
+    assert (handed["stopped_after_epoch"], handed["epochs"], handed["epochs_asked"]) == (1, 2, 40)
+    assert (handed["val_fraction"], handed["split_seed"]) == (train.VAL_FRACTION, train.SPLIT_SEED)
+    model, _ = train.load_checkpoint(tmp_path / "handed" / "final.pt", torch.device("cpu"))
+    assert all(torch.equal(v, last["model"][k]) for k, v in model.state_dict().items())
+    # Resumed with the epochs asked, it goes on with the fitted schedule and ends it annealed.
+    assert run_train(data_dir, tmp_path / "cut", "--epochs", "40", "--resume") == 0
+    last = torch.load(tmp_path / "cut" / "last.pt", weights_only=False)
+    assert last["scheduler"]["last_epoch"] == last["scheduler"]["total_steps"] == 2 * steps
+    # It ends where a run asked for 2 epochs ends: the one-cycle's floor, not near its peak of 0.1.
+    assert run_train(data_dir, tmp_path / "two", "--epochs", "2") == 0
+    two = torch.load(tmp_path / "two" / "last.pt", weights_only=False)
+    assert last["optimizer"]["param_groups"][0]["lr"] == pytest.approx(two["optimizer"]["param_groups"][0]["lr"])
+    assert last["optimizer"]["param_groups"][0]["lr"] < 0.002
+    resumed = torch.load(tmp_path / "cut" / "final.pt", weights_only=False)
+    assert (resumed["summary"]["epochs"], resumed["summary"]["epochs_asked"]) == (2, 40)
+
+    # The same fit in one sitting ends on the same weights.
+    monkeypatch.setattr(train, "fitted_epochs", lambda asked, done, pace, left: 2)
+    assert run_train(data_dir, tmp_path / "whole", *fit, "--stop-after-minutes", "10") == 0
+    whole = torch.load(tmp_path / "whole" / "final.pt", weights_only=False)
+    for name, tensor in whole["model"].items():
+        assert torch.equal(tensor, resumed["model"][name]), name
 
 
 def test_swa_stopped_at_its_time_budget_resumes_to_exactly_the_weights_of_an_unbroken_run(data_dir, tmp_path):
@@ -448,8 +494,8 @@ def test_the_campaign_stops_at_its_budget_and_says_how_to_go_on(data_dir, tmp_pa
 
 
 def test_the_gpu_run_trains_an_ensemble_and_its_students_and_brings_back_what_fits(data_dir, tmp_path):
-    """gpu_run.sh on the CPU with tiny networks: four phases, and a student cut short by its
-    budget (an endless schedule) still handed on, in train.py's final format, to the averaging."""
+    """gpu_run.sh on the CPU with tiny networks: four phases, and a student asked for an endless
+    schedule fitted to its budget and handed on, in train.py's final format, to the averaging."""
     out = tmp_path / "out"
     env = {**os.environ, "PYTHON": sys.executable, "DATA": str(data_dir), "OUT": str(out),
            "RUNS": str(tmp_path / "runs"),
@@ -470,8 +516,13 @@ def test_the_gpu_run_trains_an_ensemble_and_its_students_and_brings_back_what_fi
     names = {p.name for p in back.iterdir()}
     assert {"student_160a_swa.pt", "student_160b_swa.pt", "student_240_swa.pt", "camera.pt",
             "student_240.summary.json", "student_240_swa.log", "teacher_12.log"} <= names, names
+    # The endless schedule fitted itself to the budget after its first epoch; under load it may still
+    # be stopped by the budget, and is then handed on from its last checkpoint.
     patient = json.loads((back / "student_240.summary.json").read_text())
-    assert patient["epochs"] == 100000 and 1 <= patient["stopped_after_epoch"] < 100000
+    assert patient["epochs_asked"] == 100000 and 2 <= patient["epochs"] < 100000
+    if "stopped_after_epoch" in patient:
+        assert 1 <= patient["stopped_after_epoch"] < patient["epochs"]
+    assert "fitted to" in (back / "student_240.log").read_text()
     assert (patient["val_fraction"], patient["split_seed"]) == (train.VAL_FRACTION, train.SPLIT_SEED)
     averaged = json.loads((back / "student_240_swa.summary.json").read_text())
     assert Path(averaged["swa"]["from"]).parent.name == "student_240"
@@ -484,6 +535,36 @@ def test_the_gpu_run_trains_an_ensemble_and_its_students_and_brings_back_what_fi
     net = torch.load(back / "student_160b_swa.pt", weights_only=False)
     from moodstream_train.nets import EmotionNet
     EmotionNet(net["spec"], dropout=net["dropout"]).load_state_dict(net["model"])
+
+
+
+def test_handback_brings_slim_teachers_and_the_best_finished_form_of_each_student(data_dir, tmp_path):
+    from moodstream_train import handback
+
+    assert run_train(data_dir, tmp_path / "trained", "--epochs", "1") == 0
+    runs = tmp_path / "runs"
+    for run in ("teacher_11", "student_160a", "student_160a_swa", "student_160b", "camera"):
+        (runs / run).mkdir(parents=True)
+        shutil.copy(tmp_path / "trained" / "final.pt", runs / run / "final.pt")
+        shutil.copy(tmp_path / "trained" / "summary.json", runs / run / "summary.json")
+        (runs / f"{run}.log").write_text(f"{run} log\n")
+    (runs / "student_160b_swa").mkdir()  # its averaging was killed before it wrote anything
+    names = handback.hand_back(runs, tmp_path / "out", ["11", "12"])
+
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["candidates.tar", "teacher_11.pt"]
+    assert {"student_160a_swa.pt", "student_160b.pt", "camera.pt", "student_160b.summary.json",
+            "teacher_11.log"} <= set(names)
+    assert "student_160a.pt" not in names and "student_160b_swa.pt" not in names and "student_240.pt" not in names
+    with tarfile.open(tmp_path / "out" / "candidates.tar") as tar:
+        assert sorted(tar.getnames()) == names
+        (tmp_path / "student_160b.pt").write_bytes(tar.extractfile("student_160b.pt").read())
+    slim = torch.load(tmp_path / "student_160b.pt", weights_only=False)
+    assert "optimizer" not in slim and set(slim) == {"model", "spec", "dropout", "summary"}
+    assert all(v.dtype == torch.float16 for v in slim["model"].values() if v.is_floating_point())
+    model, _ = train.load_checkpoint(tmp_path / "student_160b.pt", torch.device("cpu"))
+    full, _ = train.load_checkpoint(tmp_path / "trained" / "final.pt", torch.device("cpu"))
+    for (key, mine), theirs in zip(model.state_dict().items(), full.state_dict().values(), strict=True):
+        assert torch.allclose(mine, theirs.half().to(theirs.dtype)), key
 
 
 def test_gpu_stage_takes_the_big_files_out_of_what_travels_and_puts_them_back(tmp_path):

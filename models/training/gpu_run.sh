@@ -15,7 +15,8 @@
 #
 # What comes back in $OUT (the device returns at most 8 files of 16 MiB, 64 MiB in all): the four
 # teachers in half precision (teacher_<seed>.pt, 9.4 MB each, for CPU students of this ensemble)
-# and candidates.tar (the three averaged students, the camera student, every summary and log).
+# and candidates.tar (the three averaged students, or a student itself where its averaging did not
+# finish, the camera student, every summary and log: moodstream_train.handback).
 #
 # The tracked tree (checkpoints included, 117 MB) is over the device's 64 MiB: stage a slim
 # tree first with `bash models/training/gpu_stage.sh` (Training archive into .gpu/, checkpoints

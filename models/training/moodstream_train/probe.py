@@ -30,7 +30,7 @@ import torch.nn.functional as F
 
 from .data import DEFAULT_DATA_DIR, load_split, stratified_holdout
 from .swa import recompute_batchnorm
-from .train import load_checkpoint, to_tensor
+from .train import load_checkpoint, predict, to_tensor
 
 log = logging.getLogger("moodstream_train.probe")
 
@@ -80,19 +80,13 @@ VIEW_SETS: dict[str, list[str]] = {
 }
 
 
-@torch.no_grad()
-def softmax_of(model: torch.nn.Module, x: torch.Tensor, batch: int = 1024) -> torch.Tensor:
-    model.eval()
-    return torch.cat([F.softmax(model(x[i : i + batch]).float(), 1) for i in range(0, len(x), batch)])
-
-
 def view_probabilities(model: torch.nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
     """The model's softmax on every view of ``x`` and on its mirror image."""
     out = {}
     for name, view in VIEWS.items():
         seen = view(x)
-        out[name] = softmax_of(model, seen)
-        out[name + "+f"] = softmax_of(model, seen.flip(3))
+        out[name] = predict(model, seen, flip_tta=False)
+        out[name + "+f"] = predict(model, seen.flip(3), flip_tta=False)
     return out
 
 
@@ -152,8 +146,8 @@ def probe(paths: list[Path], data_dir: Path, device: torch.device) -> dict:
         log.info("ensemble of %d: %s", len(paths), result["ensemble"])
         if len({ckpt["spec"] for _, ckpt in loaded}) == 1:
             soup = uniform_soup([m for m, _ in loaded], to_tensor(images[train_idx], device))
-            result["soup"] = {"one pass": accuracy(softmax_of(soup, x_val), y_val),
-                              "flip": accuracy(softmax_of(soup, x_val) + softmax_of(soup, x_val.flip(3)), y_val)}
+            result["soup"] = {"one pass": accuracy(predict(soup, x_val, flip_tta=False), y_val),
+                              "flip": accuracy(predict(soup, x_val, flip_tta=True), y_val)}
             log.info("weight average of %d: %s", len(paths), result["soup"])
     return result
 
